@@ -1,1 +1,42 @@
-export {};
+// Layers (registered with tf.serialization: saveable and loadable).
+export { TokenAndPositionEmbedding } from './layers/token-and-position-embedding';
+export { MultiHeadAttentionCore } from './layers/multi-head-attention-core';
+export { LayerNorm } from './layers/layer-norm';
+export { MaskedMeanPooling } from './layers/masked-mean-pooling';
+export { L2Normalize } from './layers/l2-normalize';
+
+// Ops.
+export { embeddingLookup } from './ops/embedding-lookup';
+export { multiHeadAttention, causalBias, MASKED_LOGIT } from './ops/multi-head-attention';
+export { sinusoidalPositions } from './ops/sinusoidal-positions';
+
+// Transformer encoder builder.
+export { buildTransformerEncoder, inputNames } from './encoder/build-transformer-encoder';
+export { layerNames, blockPrefix } from './encoder/layer-names';
+export { withClassifierHead } from './classifier-head';
+
+// Universal Sentence Encoder lite.
+export {
+  loadUniversalSentenceEncoderLite,
+  universalSentenceEncoderLiteFromArtifacts,
+  useLiteConfigFromWeights,
+  mapUseLiteWeights,
+} from './use-lite/load-universal-sentence-encoder-lite';
+export { universalSentenceEncoderLiteConfig } from './use-lite/use-lite-config';
+export { SentencePieceTokenizer } from './use-lite/sentence-piece-tokenizer';
+
+export type { TokenAndPositionEmbeddingArgs, PositionEncoding } from './layers/token-and-position-embedding';
+export type { MultiHeadAttentionCoreArgs } from './layers/multi-head-attention-core';
+export type { LayerNormArgs } from './layers/layer-norm';
+export type { L2NormalizeArgs } from './layers/l2-normalize';
+export type { LayerArgs } from './layers/layer-args';
+export type { MultiHeadAttentionOptions } from './ops/multi-head-attention';
+export type { TransformerEncoderConfig, TransformerBlockConfig } from './encoder/transformer-encoder-config';
+export type { ClassifierHeadOptions } from './classifier-head';
+export type {
+  UniversalSentenceEncoderLite,
+  UniversalSentenceEncoderLiteOptions,
+  UniversalSentenceEncoderLiteArtifacts,
+  GraphModelJson,
+} from './use-lite/load-universal-sentence-encoder-lite';
+export type { EncodedBatch, Vocabulary } from './use-lite/sentence-piece-tokenizer';

@@ -1,0 +1,96 @@
+import { add, cast, mul, scalar, serialization, slice, tidy, type Tensor, type Tensor2D } from '@tensorflow/tfjs-core';
+import { initializers, layers, type LayerVariable, type Shape } from '@tensorflow/tfjs-layers';
+import { embeddingLookup } from '../ops/embedding-lookup';
+import { sinusoidalPositions } from '../ops/sinusoidal-positions';
+import { asShapeList, asTensorList, type LayerArgs } from './layer-args';
+
+export type PositionEncoding = 'sinusoidal' | 'learned' | 'none';
+
+export interface TokenAndPositionEmbeddingArgs extends LayerArgs {
+  vocabSize: number;
+  embeddingSize: number;
+  /** 'sinusoidal' (fixed tensor2tensor timing signal), 'learned' (a trainable table) or 'none'. */
+  positionEncoding?: PositionEncoding;
+  /** Longest sequence; the size of a learned position table. */
+  maxPositions?: number;
+  /**
+   * Multiplies the token embeddings before the positions are added. The Universal Sentence
+   * Encoder graph adds its embeddings twice (once with the timing signal), so it uses 2.
+   */
+  tokenScale?: number;
+}
+
+/**
+ * Token ids [batch, length] (int32) → tokenScale · E[id] + P[position], [batch, length, dim].
+ * Weights: `embeddings` [vocabSize, dim] and, when learned, `position_embeddings`
+ * [maxPositions, dim]. The lookup's gradient is a scatter-add (see `embeddingLookup`), so it
+ * trains on every backend.
+ */
+export class TokenAndPositionEmbedding extends layers.Layer {
+  static readonly className = 'TokenAndPositionEmbedding';
+  readonly vocabSize: number;
+  readonly embeddingSize: number;
+  readonly positionEncoding: PositionEncoding;
+  readonly maxPositions: number;
+  readonly tokenScale: number;
+  private table!: LayerVariable;
+  private positionTable: LayerVariable | null = null;
+
+  constructor(args: TokenAndPositionEmbeddingArgs) {
+    super(args);
+    this.vocabSize = args.vocabSize;
+    this.embeddingSize = args.embeddingSize;
+    this.positionEncoding = args.positionEncoding ?? 'sinusoidal';
+    this.maxPositions = args.maxPositions ?? 512;
+    this.tokenScale = args.tokenScale ?? 1;
+  }
+
+  override build(): void {
+    const initializer = initializers.randomNormal({ mean: 0, stddev: 0.02 });
+    this.table = this.addWeight('embeddings', [this.vocabSize, this.embeddingSize], 'float32', initializer);
+    if (this.positionEncoding === 'learned') {
+      this.positionTable = this.addWeight(
+        'position_embeddings',
+        [this.maxPositions, this.embeddingSize],
+        'float32',
+        initializer,
+      );
+    }
+    this.built = true;
+  }
+
+  override computeOutputShape(inputShape: Shape | Shape[]): Shape {
+    const [ids] = asShapeList(inputShape);
+    return [...ids, this.embeddingSize];
+  }
+
+  override call(inputs: Tensor | Tensor[]): Tensor {
+    return tidy(() => {
+      const ids = cast(asTensorList(inputs)[0], 'int32');
+      const length = ids.shape[1] as number;
+      if (length > this.maxPositions && this.positionEncoding === 'learned') {
+        throw new Error(`Sequence length ${length} exceeds maxPositions ${this.maxPositions}.`);
+      }
+      let x = embeddingLookup(this.table.read() as Tensor2D, ids);
+      if (this.tokenScale !== 1) x = mul(x, scalar(this.tokenScale));
+      if (this.positionEncoding === 'sinusoidal') {
+        x = add(x, sinusoidalPositions(length, this.embeddingSize));
+      } else if (this.positionTable != null) {
+        x = add(x, slice(this.positionTable.read(), [0, 0], [length, this.embeddingSize]));
+      }
+      return x;
+    });
+  }
+
+  override getConfig(): serialization.ConfigDict {
+    return {
+      ...super.getConfig(),
+      vocabSize: this.vocabSize,
+      embeddingSize: this.embeddingSize,
+      positionEncoding: this.positionEncoding,
+      maxPositions: this.maxPositions,
+      tokenScale: this.tokenScale,
+    };
+  }
+}
+serialization.registerClass(TokenAndPositionEmbedding);
