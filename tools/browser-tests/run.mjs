@@ -209,9 +209,14 @@ async function bundle(testFiles, setupFiles, outdir) {
     logLevel: 'silent',
   });
   for (const warning of result.warnings.filter((w) => !/dynamic import/i.test(w.text))) {
-    console.warn(
-      `esbuild: ${warning.text}${warning.location ? ` (${warning.location.file}:${warning.location.line})` : ''}`,
-    );
+    const where = warning.location ? ` (${warning.location.file}:${warning.location.line})` : '';
+    console.warn(yellow(`esbuild warning: ${warning.text}${where}`));
+    if (/marked as having no side effects/.test(warning.text)) {
+      // A registration import dropped here is dropped by users' bundlers too.
+      console.warn(
+        yellow('  -> list that file in "sideEffects" of its package.json, or its registration never runs'),
+      );
+    }
   }
 }
 
@@ -286,6 +291,8 @@ function makeStackMapper(outdir, origin) {
     `${origin.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}/out/([^\\s)]+?):(\\d+):(\\d+)`,
     'g',
   );
+  // Frames of the runner itself, of jest's expect, and of Playwright's page.evaluate wrapper.
+  const playwright = /\(eval at evaluate|^\s+at (async )?<anonymous>:\d+|^\s+at new Promise \(<anonymous>\)$/;
   const hidden = /(tools\/browser-tests\/|node_modules\/(\.pnpm\/)?(expect|jest-[\w-]+|@jest\/[\w-]+)[@/])/;
   return (stack) =>
     stack
@@ -302,7 +309,10 @@ function makeStackMapper(outdir, origin) {
           return `${source}:${entry.originalLine + 1}:${entry.originalColumn + 1}`;
         }),
       )
-      .filter((line, index) => index === 0 || !/^\s+at /.test(line) || !hidden.test(line))
+      .filter(
+        (line, index) =>
+          index === 0 || !/^\s+at /.test(line) || !(hidden.test(line) || playwright.test(line)),
+      )
       .join('\n');
 }
 
@@ -495,7 +505,6 @@ async function main() {
           outcome = await Promise.race([
             page.evaluate(
               async ({ runtimeUrl, options }) => {
-                globalThis.__TFJS_PEFT_BACKENDS__ = [options.backend];
                 globalThis.__TFJS_PEFT_WASM_PATH__ = options.wasmPath;
                 const runtime = await import(runtimeUrl);
                 await runtime.run(options);

@@ -41,6 +41,8 @@ export interface RunOptions {
 
 declare global {
   var __tfjsPeftReport: (event: unknown) => Promise<void>;
+  var __TFJS_PEFT_BACKENDS__: unknown;
+  var __TFJS_PEFT_OPTIONAL_BACKENDS__: unknown;
 }
 
 const report = (event: Record<string, unknown>) => globalThis.__tfjsPeftReport(event);
@@ -434,8 +436,16 @@ export async function run(options: RunOptions): Promise<void> {
   const started = performance.now();
   installGlobals();
   try {
-    const { prepareBackend } = await import('../../packages/test-utils/src/prepare-backend.browser');
-    await prepareBackend(options.backend);
+    // As in the Node jest run: the backend under test is what describeEachBackend selects (from
+    // these globals, or process.env if a test clears them); any other test runs on cpu.
+    globalThis.__TFJS_PEFT_BACKENDS__ = options.backend;
+    globalThis.__TFJS_PEFT_OPTIONAL_BACKENDS__ = '';
+    process.env.TFJS_PEFT_BACKENDS = options.backend;
+    process.env.TFJS_PEFT_OPTIONAL_BACKENDS = '';
+    (globalThis as any).process = process;
+    const tf = await import('@tensorflow/tfjs-core');
+    await import('@tensorflow/tfjs-backend-cpu');
+    await tf.setBackend('cpu');
     for (const setupFile of options.setupFiles) await import(/* @vite-ignore */ setupFile);
     await import(/* @vite-ignore */ options.file);
     collecting = false;
@@ -460,6 +470,7 @@ export async function probe(backend: string): Promise<Record<string, unknown>> {
   const tf = await import('@tensorflow/tfjs-core');
   const started = performance.now();
   await prepareBackend(backend);
+  if (!(await tf.setBackend(backend))) throw new Error(`tf.setBackend('${backend}') failed`);
   const info: Record<string, unknown> = {
     backend: tf.getBackend(),
     initMs: Math.round(performance.now() - started),
