@@ -1,0 +1,56 @@
+// The contract every tfjs-peft method implements, and the model-level lifecycle built on it.
+export { getPeftModel } from './get-peft-model';
+export { PeftModel, ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE } from './peft-model';
+export type { LoadAdapterOptions, SaveAdapterOptions, ModuleNameMapping } from './peft-model';
+export {
+  PeftConfig,
+  TASK_TYPES,
+  targetModulesFromJson,
+  targetModulesToJson,
+  validateTargetModules,
+} from './peft-config';
+export type { TargetModules, TaskType } from './peft-config';
+export { registerPeftMethod, getPeftMethod, registeredPeftTypes } from './peft-method-registry';
+export type { PeftMethod } from './peft-method-registry';
+export { isPeftLayer } from './peft-layer';
+export type { PeftLayer } from './peft-layer';
+export { matchTargetLayers, moduleKey, editDistance } from './target-matching';
+export type { MatchOptions } from './target-matching';
+export { collectLayers, outputLayerNames, rebuildModel } from './model-graph';
+export type { LayerTransform } from './model-graph';
+export { countParameters, formatTrainableParameters } from './parameter-count';
+export type { TrainableParameterCount } from './parameter-count';
+export { frozenDense } from './frozen-dense';
+export { parseSafetensors, serializeSafetensors } from './safetensors';
+export type { SafetensorsDtype, SafetensorsFile, SafetensorsLimits, SafetensorsTensor } from './safetensors';
+export { parseJsonObject } from './safe-json';
+export {
+  resolveAdapterStore,
+  MemoryAdapterStore,
+  checkAdapterName,
+  DEFAULT_MAX_FILE_BYTES,
+} from './adapter-store';
+export type { AdapterStore } from './adapter-store';
+export { selectBackend, BACKEND_PREFERENCE } from './select-backend';
+export {
+  requireBoolean,
+  requireInteger,
+  requireIntegerList,
+  requireNumber,
+  requireNumberRecord,
+  requireOneOf,
+  requireStringList,
+  rejectUnknownFields,
+} from './config-validation';
+export {
+  PeftError,
+  PeftConfigError,
+  TargetNotFoundError,
+  UnsupportedLayerError,
+  AdapterNameError,
+  UnknownPeftTypeError,
+  AdapterFormatError,
+  AdapterMismatchError,
+  NonFiniteWeightError,
+  AdapterIOError,
+} from './errors';

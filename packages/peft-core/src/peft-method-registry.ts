@@ -1,0 +1,37 @@
+import type * as tfl from '@tensorflow/tfjs-layers';
+import { UnknownPeftTypeError } from './errors';
+import type { PeftConfig } from './peft-config';
+
+/**
+ * A PEFT method, as registered by its package (as tfjs kernels register with the engine):
+ * importing `@tfjs-peft/lora` is all it takes for getPeftModel and fromPretrained to know LoRA.
+ */
+export interface PeftMethod<C extends PeftConfig = PeftConfig> {
+  /** The `peft_type` of adapter_config.json, e.g. `LORA`. */
+  readonly peftType: string;
+  /** Validates an adapter_config.json object and builds the config. */
+  configFromJson(json: Record<string, unknown>): C;
+  /**
+   * Adds adapter `adapterName` to `model`, which may already hold this method's layers for other
+   * adapters. Returns the model to use from now on (a rebuilt graph, or `model` itself when only
+   * existing layers changed). Must not modify `model` if it throws.
+   */
+  inject(model: tfl.LayersModel, config: C, adapterName: string): tfl.LayersModel;
+}
+
+const registry = new Map<string, PeftMethod>();
+
+export function registerPeftMethod<C extends PeftConfig>(method: PeftMethod<C>): void {
+  // Re-registration (a package imported twice by a bundler) replaces the entry, like tfjs kernels.
+  registry.set(method.peftType, method as unknown as PeftMethod);
+}
+
+export function getPeftMethod(peftType: string): PeftMethod {
+  const method = registry.get(peftType);
+  if (!method) throw new UnknownPeftTypeError(peftType, [...registry.keys()]);
+  return method;
+}
+
+export function registeredPeftTypes(): string[] {
+  return [...registry.keys()];
+}

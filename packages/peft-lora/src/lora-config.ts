@@ -1,0 +1,167 @@
+import {
+  PeftConfig,
+  PeftConfigError,
+  rejectUnknownFields,
+  requireBoolean,
+  requireInteger,
+  requireNumber,
+  requireNumberRecord,
+  requireOneOf,
+  targetModulesFromJson,
+  targetModulesToJson,
+  validateTargetModules,
+  type TargetModules,
+  type TaskType,
+} from '@tfjs-peft/core';
+
+export type LoraInit = true | 'gaussian' | false;
+export type LoraBias = 'none';
+
+export interface LoraConfigOptions {
+  /** Which layers get LoRA: names, name suffixes, class names, RegExps, or 'all-dense'. */
+  targetModules: TargetModules;
+  /** Rank of the update ΔW = scale·A·B. Default 8. */
+  r?: number;
+  /** Scale numerator: scale = loraAlpha / r (or / √r with useRslora). Default 8, as in PEFT. */
+  loraAlpha?: number;
+  /** Dropout on the LoRA branch's input, in training only. Default 0. */
+  loraDropout?: number;
+  /** rsLoRA: scale = loraAlpha / √r, which keeps updates stable at high ranks. */
+  useRslora?: boolean;
+  /** true: A Kaiming-uniform, B zeros (a no-op at first); 'gaussian': A ~ N(0, 1/r²); false: both random (tests). */
+  initLoraWeights?: LoraInit;
+  /** Per-layer rank: layer-name pattern (a regex on the module path's end) → r. */
+  rankPattern?: Record<string, number>;
+  /** Per-layer alpha: layer-name pattern → loraAlpha. */
+  alphaPattern?: Record<string, number>;
+  /** Layers never adapted, same syntax as targetModules. */
+  excludeModules?: TargetModules | null;
+  /** Only 'none' for now: biases stay frozen. */
+  bias?: LoraBias;
+  modulesToSave?: string[] | null;
+  taskType?: TaskType | null;
+}
+
+const OPTION_NAMES = [
+  'targetModules',
+  'r',
+  'loraAlpha',
+  'loraDropout',
+  'useRslora',
+  'initLoraWeights',
+  'rankPattern',
+  'alphaPattern',
+  'excludeModules',
+  'bias',
+  'modulesToSave',
+  'taskType',
+] as const;
+
+/** Hugging Face PEFT's LoraConfig, in camelCase, validated on construction. */
+export class LoraConfig extends PeftConfig {
+  readonly peftType = 'LORA';
+  readonly targetModules: TargetModules;
+  readonly r: number;
+  readonly loraAlpha: number;
+  readonly loraDropout: number;
+  readonly useRslora: boolean;
+  readonly initLoraWeights: LoraInit;
+  readonly rankPattern: Record<string, number>;
+  readonly alphaPattern: Record<string, number>;
+  readonly excludeModules: TargetModules | null;
+  readonly bias: LoraBias;
+
+  constructor(options: LoraConfigOptions) {
+    if (options === null || typeof options !== 'object') {
+      throw new PeftConfigError(
+        'options',
+        options,
+        'expected an object such as { r: 8, targetModules: [...] }',
+      );
+    }
+    rejectUnknownFields('LoraConfig', options as unknown as Record<string, unknown>, OPTION_NAMES);
+    super(options);
+    this.targetModules = validateTargetModules('targetModules', options.targetModules);
+    this.r = requireInteger('r', options.r ?? 8, 1, 1 << 16);
+    this.loraAlpha = requireNumber('loraAlpha', options.loraAlpha ?? 8, 0, Infinity, { exclusiveMin: true });
+    this.loraDropout = requireNumber('loraDropout', options.loraDropout ?? 0, 0, 1);
+    if (this.loraDropout === 1) throw new PeftConfigError('loraDropout', 1, 'expected a value below 1');
+    this.useRslora = requireBoolean('useRslora', options.useRslora ?? false);
+    const init = options.initLoraWeights ?? true;
+    if (init !== true && init !== false && init !== 'gaussian') {
+      throw new PeftConfigError('initLoraWeights', init, "expected true, false or 'gaussian'");
+    }
+    this.initLoraWeights = init;
+    this.rankPattern = requireNumberRecord('rankPattern', options.rankPattern ?? {}, 1, true);
+    this.alphaPattern = requireNumberRecord(
+      'alphaPattern',
+      options.alphaPattern ?? {},
+      Number.MIN_VALUE,
+      false,
+    );
+    this.excludeModules =
+      options.excludeModules == null ? null : validateTargetModules('excludeModules', options.excludeModules);
+    this.bias = requireOneOf('bias', options.bias ?? 'none', ['none'] as const);
+  }
+
+  /** r and alpha for one layer, after rankPattern / alphaPattern (PEFT: the pattern matches the end of the module path). */
+  rankAndAlphaFor(moduleName: string): { r: number; alpha: number } {
+    const pick = (patterns: Record<string, number>, fallback: number) => {
+      for (const [pattern, value] of Object.entries(patterns)) {
+        if (new RegExp(`(^|\\.)(?:${pattern})$`).test(moduleName)) return value;
+      }
+      return fallback;
+    };
+    return { r: pick(this.rankPattern, this.r), alpha: pick(this.alphaPattern, this.loraAlpha) };
+  }
+
+  toJson(): Record<string, unknown> {
+    return {
+      ...this.commonJson(),
+      r: this.r,
+      lora_alpha: this.loraAlpha,
+      lora_dropout: this.loraDropout,
+      target_modules: targetModulesToJson(this.targetModules),
+      exclude_modules: this.excludeModules === null ? null : targetModulesToJson(this.excludeModules),
+      bias: this.bias,
+      use_rslora: this.useRslora,
+      use_dora: false,
+      init_lora_weights: this.initLoraWeights,
+      rank_pattern: { ...this.rankPattern },
+      alpha_pattern: { ...this.alphaPattern },
+      fan_in_fan_out: false,
+      layers_to_transform: null,
+      layers_pattern: null,
+    };
+  }
+
+  /** Reads PEFT's adapter_config.json. Fields this version does not implement are refused, never ignored. */
+  static fromJson(json: Record<string, unknown>): LoraConfig {
+    if (json.peft_type !== 'LORA') throw new PeftConfigError('peft_type', json.peft_type, 'expected "LORA"');
+    const unsupported: Array<[string, (v: unknown) => boolean]> = [
+      ['use_dora', (v) => v === true],
+      ['fan_in_fan_out', (v) => v === true],
+      ['layers_to_transform', (v) => v != null],
+      ['bias', (v) => v != null && v !== 'none'],
+      ['modules_to_save', (v) => Array.isArray(v) && v.length > 0],
+    ];
+    for (const [field, isUsed] of unsupported) {
+      if (isUsed(json[field])) {
+        throw new PeftConfigError(field, json[field], 'is not supported by this version of @tfjs-peft/lora');
+      }
+    }
+    return new LoraConfig({
+      targetModules: targetModulesFromJson('target_modules', json.target_modules),
+      r: json.r as number | undefined,
+      loraAlpha: json.lora_alpha as number | undefined,
+      loraDropout: json.lora_dropout as number | undefined,
+      useRslora: json.use_rslora as boolean | undefined,
+      initLoraWeights: (json.init_lora_weights ?? true) as LoraInit,
+      rankPattern: (json.rank_pattern ?? {}) as Record<string, number>,
+      alphaPattern: (json.alpha_pattern ?? {}) as Record<string, number>,
+      excludeModules:
+        json.exclude_modules == null ? null : targetModulesFromJson('exclude_modules', json.exclude_modules),
+      taskType: (json.task_type ?? null) as TaskType | null,
+    });
+  }
+}

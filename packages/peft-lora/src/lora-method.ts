@@ -1,0 +1,71 @@
+import type * as tfl from '@tensorflow/tfjs-layers';
+import {
+  collectLayers,
+  isPeftLayer,
+  matchTargetLayers,
+  moduleKey,
+  outputLayerNames,
+  rebuildModel,
+  registerPeftMethod,
+  UnsupportedLayerError,
+  type PeftMethod,
+} from '@tfjs-peft/core';
+import { LoraConfig } from './lora-config';
+import { LoraDense } from './lora-dense';
+
+const SUPPORTED = ['Dense'];
+
+/** Model-level LoRA: wraps each targeted layer (or adds the adapter to an existing wrapper). */
+export const loraMethod: PeftMethod<LoraConfig> = {
+  peftType: 'LORA',
+  configFromJson: (json) => LoraConfig.fromJson(json),
+  inject(model, config, adapterName) {
+    const layers = collectLayers(model);
+    const wrapperOf = new Map<tfl.layers.Layer, LoraDense>();
+    for (const layer of layers) if (layer instanceof LoraDense) wrapperOf.set(layer.baseLayer, layer);
+    // Match against the user's layers, so class-name targets ('Dense') still see wrapped layers.
+    const view = layers.map((l) => (isPeftLayer(l) && l.baseLayer ? l.baseLayer : l));
+    const selected = matchTargetLayers(view, config.targetModules, {
+      outputLayerNames: outputLayerNames(model),
+      excludeModules: config.excludeModules,
+    });
+    for (const layer of selected) {
+      if (!SUPPORTED.includes(layer.getClassName())) {
+        throw new UnsupportedLayerError(layer.name, layer.getClassName(), SUPPORTED.join(', '));
+      }
+    }
+    const created = new Map<tfl.layers.Layer, LoraDense>();
+    const extended: LoraDense[] = [];
+    try {
+      for (const layer of selected) {
+        const { r, alpha } = config.rankAndAlphaFor(moduleKey(layer.name));
+        const settings = {
+          r,
+          loraAlpha: alpha,
+          loraDropout: config.loraDropout,
+          useRslora: config.useRslora,
+          initLoraWeights: config.initLoraWeights,
+        };
+        const existing = wrapperOf.get(layer);
+        if (existing) {
+          existing.addAdapter(adapterName, settings);
+          extended.push(existing);
+        } else {
+          created.set(layer, new LoraDense({ layer, adapters: { [adapterName]: settings } }));
+        }
+      }
+    } catch (error) {
+      extended.forEach((w) => w.adapterNames().includes(adapterName) && w.deleteAdapter(adapterName));
+      created.forEach((w) => w.deleteAdapter(adapterName));
+      throw error;
+    }
+    if (created.size === 0) return model;
+    return rebuildModel(
+      model,
+      (layer, inputs, callArgs) =>
+        created.get(layer)?.apply(inputs, callArgs) as tfl.SymbolicTensor | undefined,
+    );
+  },
+};
+
+registerPeftMethod(loraMethod);
