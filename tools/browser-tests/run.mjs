@@ -426,6 +426,8 @@ async function main() {
 
     function handle(event) {
       if (event.type === 'test') {
+        // Counted as they arrive, so a file cut off by its time box still counts what ran.
+        row[event.status]++;
         const name = event.titlePath.join(' › ');
         const time = event.duration >= 1 ? dim(` (${Math.round(event.duration)} ms)`) : '';
         if (event.status === 'passed') console.log(`    ${green('✓')} ${name}${time}`);
@@ -531,12 +533,6 @@ async function main() {
         const fileMs = performance.now() - fileStarted;
         await page.close().catch(() => undefined);
         const done = current.done;
-        if (done) {
-          row.passed += done.counts.passed;
-          row.failed += done.counts.failed;
-          row.skipped += done.counts.skipped;
-          row.todo += done.counts.todo;
-        }
         const fileErrors = [];
         if (outcome === 'timeout')
           fileErrors.push(
