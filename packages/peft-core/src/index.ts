@@ -21,6 +21,7 @@ export type { LayerTransform } from './model-graph';
 export { countParameters, formatTrainableParameters } from './parameter-count';
 export type { TrainableParameterCount } from './parameter-count';
 export { frozenDense } from './frozen-dense';
+export { ModulesToSaveWrapper, injectModulesToSave } from './modules-to-save-wrapper';
 export { parseSafetensors, serializeSafetensors } from './safetensors';
 export type { SafetensorsDtype, SafetensorsFile, SafetensorsLimits, SafetensorsTensor } from './safetensors';
 export { parseJsonObject } from './safe-json';

@@ -15,6 +15,7 @@ import {
   PeftError,
 } from './errors';
 import { collectLayers, rebuildModel } from './model-graph';
+import { injectModulesToSave } from './modules-to-save-wrapper';
 import { countParameters, formatTrainableParameters, type TrainableParameterCount } from './parameter-count';
 import { PeftConfig } from './peft-config';
 import { isPeftLayer, type PeftLayer } from './peft-layer';
@@ -372,22 +373,30 @@ export class PeftModel {
         expected.set(`${layer.moduleName}.${suffix}`, { layer, suffix, shape });
       }
     }
-    const suffixes = new Set([...expected.values()].map((e) => e.suffix));
+    // Longest first: `weight` (a saved module) is also the end of `lora_A.weight`.
+    const suffixes = [...new Set([...expected.values()].map((e) => e.suffix))].sort(
+      (a, b) => b.length - a.length,
+    );
     const found = new Map<string, { layer: PeftLayer; suffix: string; shape: number[]; key: string }>();
     for (const key of tensors.keys()) {
       if (!key.startsWith(KEY_PREFIX)) {
         throw new AdapterMismatchError(key, `does not start with "${KEY_PREFIX}" as PEFT's keys do`);
       }
       const rest = key.slice(KEY_PREFIX.length);
-      const suffix = [...suffixes].find((s) => rest.endsWith(`.${s}`));
-      if (!suffix)
+      const candidates = suffixes
+        .filter((s) => rest.endsWith(`.${s}`))
+        .map((suffix) => {
+          const modulePath = rest.slice(0, rest.length - suffix.length - 1);
+          const layerName = mapModuleName(modulePath, nameMapping);
+          return { suffix, modulePath, layerName, entry: expected.get(`${layerName}.${suffix}`) };
+        });
+      if (candidates.length === 0) {
         throw new AdapterMismatchError(
           key,
-          `is not a tensor this ${this.peftType} adapter has (expected suffixes: ${[...suffixes].join(', ')})`,
+          `is not a tensor this ${this.peftType} adapter has (expected suffixes: ${suffixes.join(', ')})`,
         );
-      const modulePath = rest.slice(0, rest.length - suffix.length - 1);
-      const layerName = mapModuleName(modulePath, nameMapping);
-      const entry = expected.get(`${layerName}.${suffix}`);
+      }
+      const { suffix, modulePath, layerName, entry } = candidates.find((c) => c.entry) ?? candidates[0];
       if (!entry) {
         throw new AdapterMismatchError(
           key,
@@ -454,6 +463,19 @@ export class PeftModel {
       throw error;
     }
     this.replaceModel(model);
+    if (config.modulesToSave?.length) {
+      try {
+        this.replaceModel(injectModulesToSave(this.currentModel, config.modulesToSave, adapterName));
+      } catch (error) {
+        for (const layer of this.peftLayers())
+          if (layer.adapterNames().includes(adapterName)) layer.deleteAdapter(adapterName);
+        if (firstAdapter) {
+          this.replaceModel(this.baseModel);
+          this.restoreTrainable();
+        } else this.dropEmptyPeftLayers();
+        throw error;
+      }
+    }
     this.configs.set(adapterName, config);
     if (firstAdapter) this.active = [adapterName];
     for (const layer of this.peftLayers()) {

@@ -143,7 +143,6 @@ export class LoraConfig extends PeftConfig {
       ['fan_in_fan_out', (v) => v === true],
       ['layers_to_transform', (v) => v != null],
       ['bias', (v) => v != null && v !== 'none'],
-      ['modules_to_save', (v) => Array.isArray(v) && v.length > 0],
     ];
     for (const [field, isUsed] of unsupported) {
       if (isUsed(json[field])) {
@@ -162,6 +161,7 @@ export class LoraConfig extends PeftConfig {
       excludeModules:
         json.exclude_modules == null ? null : targetModulesFromJson('exclude_modules', json.exclude_modules),
       taskType: (json.task_type ?? null) as TaskType | null,
+      modulesToSave: (json.modules_to_save ?? null) as string[] | null,
     });
   }
 }

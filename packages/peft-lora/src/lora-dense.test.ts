@@ -288,6 +288,41 @@ describeEachBackend('LoRA on Dense layers', () => {
     disposeAll(trainable, base);
   });
 
+  it('modulesToSave trains a copy of the head, saves it in PEFT keys, and reloads it', async () => {
+    const base = makeMlp('functional');
+    const baseBefore = await snapshotWeights(base);
+    const peft = getPeftModel(
+      base,
+      new LoraConfig({ r: 2, targetModules: ['fc1'], modulesToSave: ['head'], initLoraWeights: false }),
+    );
+    // The head copy (3·8 + 3) trains beside LoRA's A and B.
+    expect(peft.getNbTrainableParameters().trainableParams).toBe(2 * (6 + 10) + 27);
+    const x = inputs(8);
+    const y = tf.tidy(() => tf.oneHot(tf.argMax(tf.slice(x, [0, 0], [8, 3]), 1), 3));
+    const loss = (yTrue: tf.Tensor, yPred: tf.Tensor) => tf.losses.softmaxCrossEntropy(yTrue, yPred);
+    peft.model.compile({ optimizer: tf.train.adam(0.05), loss });
+    await peft.model.fit(x, y, { epochs: 3, batchSize: 8, verbose: 0 });
+    expectWeightsBitIdentical(baseBefore, await snapshotWeights(base));
+    const trained = predict(peft.model, x);
+    const store = new MemoryAdapterStore();
+    await peft.saveAdapter(store);
+    const { parseSafetensors } = await import('@tfjs-peft/core');
+    const keys = [...parseSafetensors(store.files.get('adapter_model.safetensors')!).tensors.keys()].sort();
+    expect(keys).toEqual([
+      'base_model.model.fc1.lora_A.weight',
+      'base_model.model.fc1.lora_B.weight',
+      'base_model.model.head.bias',
+      'base_model.model.head.weight',
+    ]);
+    peft.model.optimizer.dispose();
+    peft.unload();
+    const reloaded = await PeftModel.fromPretrained(base, store);
+    const out = predict(reloaded.model, x);
+    await expectTensorsClose(out, trained, 1e-6);
+    tf.dispose([x, y, trained, out]);
+    disposeAll(reloaded, base);
+  });
+
   it('a load that does not fit the model fails with a typed error and leaves the model untouched', async () => {
     const base = makeMlp();
     const store = new MemoryAdapterStore();
