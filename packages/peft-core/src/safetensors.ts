@@ -90,8 +90,9 @@ export function parseSafetensors(
   const dataStart = 8 + headerLength;
   const dataLength = bytes.byteLength - dataStart;
   const entries = Object.keys(header as object);
-  if (entries.length > maxTensors + 1)
-    fail(`header declares ${entries.length} entries, more than the limit of ${maxTensors}`);
+  const tensorCount = entries.filter((name) => name !== '__metadata__').length;
+  if (tensorCount > maxTensors)
+    fail(`header declares ${tensorCount} tensors, more than the limit of ${maxTensors}`);
 
   const metadata: Record<string, string> = Object.create(null);
   const declared: Array<{
@@ -116,7 +117,8 @@ export function parseSafetensors(
     if (entry === null || typeof entry !== 'object' || Array.isArray(entry))
       fail(`tensor "${name}" is not an object`);
     const { dtype, shape, data_offsets: offsets } = entry as Record<string, unknown>;
-    if (typeof dtype !== 'string' || !(dtype in BYTES_PER_ELEMENT)) {
+    // Own keys only: `"toString" in BYTES_PER_ELEMENT` is true through Object.prototype.
+    if (typeof dtype !== 'string' || !Object.prototype.hasOwnProperty.call(BYTES_PER_ELEMENT, dtype)) {
       fail(`tensor "${name}" has unsupported dtype ${JSON.stringify(dtype)}`);
     }
     if (!Array.isArray(shape) || shape.length > 8 || shape.some((d) => !Number.isSafeInteger(d) || d < 0)) {
@@ -135,8 +137,9 @@ export function parseSafetensors(
       fail(`tensor "${name}" data [${begin}, ${end}) lies outside the ${dataLength} data bytes`);
     // Overflow-safe: the byte count is bounded by the file, so compare element counts step by step.
     const bytesPerElement = BYTES_PER_ELEMENT[dtype as SafetensorsDtype];
-    let elements = 1;
-    for (const d of shape as number[]) {
+    // A zero dimension makes the tensor empty whatever the others are.
+    let elements = (shape as number[]).includes(0) ? 0 : 1;
+    for (const d of elements === 0 ? [] : (shape as number[])) {
       elements *= d;
       if (elements * bytesPerElement > dataLength) break;
     }
