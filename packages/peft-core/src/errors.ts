@@ -111,6 +111,8 @@ export class AdapterIOError extends PeftError {
 export function describeValue(value: unknown): string {
   if (value === undefined) return 'undefined';
   if (typeof value === 'string') return JSON.stringify(value);
+  // JSON.stringify writes NaN and ±Infinity as null, which would hide the bad value.
+  if (typeof value === 'number') return String(value);
   if (value instanceof RegExp) return value.toString();
   try {
     const text = JSON.stringify(value);
