@@ -80,9 +80,16 @@ export function matchTargetLayers(
 }
 
 function rankByCloseness(query: string, layers: readonly tfl.layers.Layer[]): string[] {
-  const q = query.toLowerCase();
+  const q = moduleKey(query).toLowerCase();
+  // A target may name only the last segments of a path, so compare with every segment suffix.
+  const distance = (name: string) => {
+    const segments = moduleKey(name).toLowerCase().split('.');
+    let best = Infinity;
+    for (let i = 0; i < segments.length; i++) best = Math.min(best, editDistance(q, segments.slice(i).join('.')));
+    return best;
+  };
   return layers
-    .map((l) => ({ name: l.name, distance: editDistance(q, l.name.toLowerCase()) }))
+    .map((l) => ({ name: l.name, distance: distance(l.name) }))
     .sort((a, b) => a.distance - b.distance || a.name.localeCompare(b.name))
     .map((e) => e.name);
 }
