@@ -2,7 +2,7 @@
 """Write the Hugging Face PEFT interop fixtures into <repo>/fixtures/.
 
 Usage (from the repository root):
-    .venv-hf/bin/python tools/fixtures-python/make_fixtures.py [--out fixtures] [--only NAME ...]
+    .venv-hf/bin/python tools/fixtures-python/make_fixtures.py [--out fixtures]
 
 Deterministic: seeded torch CPU, one thread, PYTHONHASHSEED=0 (PEFT stores
 `target_modules` as a Python set, so its order in adapter_config.json depends on
