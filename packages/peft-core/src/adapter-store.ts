@@ -98,6 +98,10 @@ class FileSystemAdapterStore implements AdapterStore {
         read += bytesRead;
       }
       return read === size ? buffer : buffer.subarray(0, read);
+    } catch (error) {
+      // e.g. EISDIR when a folder sits where the file should be.
+      if (error instanceof AdapterIOError) throw error;
+      throw new AdapterIOError(full, (error as Error).message);
     } finally {
       await handle.close();
     }
@@ -109,9 +113,12 @@ class FileSystemAdapterStore implements AdapterStore {
       path.dirname(path.resolve(this.root)),
       `.${path.basename(path.resolve(this.root))}.tmp-${Date.now()}-${Math.random().toString(36).slice(2)}`,
     );
+    for (const relative of files.keys()) checkRelativePath(relative);
+    // Files replaced so far, with where their previous versions were moved: undone if a later step fails.
+    const placed: Array<{ target: string; previous: string | null }> = [];
     try {
       for (const [relative, bytes] of files) {
-        const target = path.join(staging, checkRelativePath(relative));
+        const target = path.join(staging, 'new', relative);
         await fs.mkdir(path.dirname(target), { recursive: true });
         await fs.writeFile(target, bytes);
       }
@@ -122,12 +129,27 @@ class FileSystemAdapterStore implements AdapterStore {
       for (const relative of order) {
         const target = path.join(this.root, relative);
         await fs.mkdir(path.dirname(target), { recursive: true });
-        await fs.rename(path.join(staging, relative), target);
+        let previous: string | null = path.join(staging, 'previous', relative);
+        await fs.mkdir(path.dirname(previous), { recursive: true });
+        try {
+          await fs.rename(target, previous);
+        } catch (error) {
+          if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+          previous = null;
+        }
+        placed.push({ target, previous });
+        await fs.rename(path.join(staging, 'new', relative), target);
       }
     } catch (error) {
+      // Put the previous files back, newest first, so a reader sees the adapter as it was.
+      for (const { target, previous } of placed.reverse()) {
+        await fs.rm(target, { recursive: true, force: true }).catch(() => undefined);
+        if (previous) await fs.rename(previous, target).catch(() => undefined);
+      }
       throw new AdapterIOError(this.url, `could not write the adapter: ${(error as Error).message}`);
     } finally {
-      await fs.rm(staging, { recursive: true, force: true });
+      // Cleaning up must never hide the real error (rm throws ENOTDIR below a regular file).
+      await fs.rm(staging, { recursive: true, force: true }).catch(() => undefined);
     }
   }
 }
