@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { loadGraphModel, type GraphModel } from '@tensorflow/tfjs-converter';
+import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { UniversalSentenceEncoderLiteArtifacts, GraphModelJson } from '../../use-lite/load-universal-sentence-encoder-lite';
@@ -49,4 +50,11 @@ export async function embedWithGraphModel(graph: GraphModel, tokenizer: Sentence
   } finally {
     tf.dispose([indicesTensor, valuesTensor]);
   }
+}
+
+/** Makes wasm the active backend (registering it with the .wasm files of the installed package). */
+export async function useWasmBackend(): Promise<void> {
+  setWasmPaths(`${path.dirname(require.resolve('@tensorflow/tfjs-backend-wasm'))}${path.sep}`);
+  await tf.setBackend('wasm');
+  await tf.ready();
 }
