@@ -359,10 +359,14 @@ async function main() {
     return 1;
   }
   if (!fs.existsSync(options.chromium)) {
-    console.error(
-      red(`Chromium not found at ${options.chromium}: apt-get install -y chromium, or pass --chromium=PATH.`),
-    );
-    return 1;
+    const message = `Chromium not found at ${options.chromium}: apt-get install -y chromium, or pass --chromium=PATH.`;
+    // CI (TFJS_PEFT_STRICT_BACKENDS=1) installs Chromium, so there a missing browser is a failure.
+    if (process.env.TFJS_PEFT_STRICT_BACKENDS === '1') {
+      console.error(red(message));
+      return 1;
+    }
+    console.warn(red(`SKIPPED all browser tests (webgl, webgpu, wasm, cpu in Chromium): ${message}`));
+    return 0;
   }
 
   const workDir = fs.mkdtempSync(path.join(os.tmpdir(), 'tfjs-peft-browser-tests-'));

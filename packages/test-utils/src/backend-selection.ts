@@ -8,8 +8,13 @@ export const ALL_BACKENDS = ['cpu', 'wasm', 'webgpu', 'tensorflow'] as const;
 export const KNOWN_BACKENDS = [...ALL_BACKENDS, 'webgl'] as const;
 export type BackendName = (typeof KNOWN_BACKENDS)[number];
 
-/** Backends that are skipped (loudly) rather than failed when they cannot be initialised. */
-export const DEFAULT_OPTIONAL_BACKENDS: readonly BackendName[] = ['tensorflow'];
+/**
+ * Backends that are skipped (loudly) rather than failed when they cannot be initialised: tfjs-node's
+ * binding is built from a wheel only some machines have; webgpu in Node needs Mesa's EGL libraries.
+ * With TFJS_PEFT_STRICT_BACKENDS=1 (CI sets it, after installing those libraries) webgpu is required.
+ */
+export const DEFAULT_OPTIONAL_BACKENDS: readonly BackendName[] = ['tensorflow', 'webgpu'];
+export const STRICT_OPTIONAL_BACKENDS: readonly BackendName[] = ['tensorflow'];
 
 function readSetting(globalName: string, envName: string): string | undefined {
   const fromGlobal = (globalThis as Record<string, unknown>)[globalName];
@@ -40,8 +45,10 @@ export function selectedBackends(): BackendName[] {
 }
 
 /** Backends skipped rather than failed when unavailable: `__TFJS_PEFT_OPTIONAL_BACKENDS__` or env
- * `TFJS_PEFT_OPTIONAL_BACKENDS` (comma list; empty string = none optional), default `tensorflow`. */
+ * `TFJS_PEFT_OPTIONAL_BACKENDS` (comma list; empty string = none optional), default as above. */
 export function optionalBackends(): BackendName[] {
   const value = readSetting('__TFJS_PEFT_OPTIONAL_BACKENDS__', 'TFJS_PEFT_OPTIONAL_BACKENDS');
-  return value === undefined ? [...DEFAULT_OPTIONAL_BACKENDS] : parseBackendList(value, 'TFJS_PEFT_OPTIONAL_BACKENDS');
+  if (value !== undefined) return parseBackendList(value, 'TFJS_PEFT_OPTIONAL_BACKENDS');
+  const strict = readSetting('__TFJS_PEFT_STRICT_BACKENDS__', 'TFJS_PEFT_STRICT_BACKENDS') === '1';
+  return [...(strict ? STRICT_OPTIONAL_BACKENDS : DEFAULT_OPTIONAL_BACKENDS)];
 }
