@@ -4,7 +4,7 @@ import { describeEachBackend, expectTensorsClose } from '@tfjs-peft/test-utils';
 import { collectLayers, outputLayerNames, rebuildModel } from './model-graph';
 
 const seeded = (seed: number) => tfl.initializers.glorotUniform({ seed });
-const dense = (name: string, units: number, seed: number, extra: Partial<tfl.layers.DenseLayerArgs> = {}) =>
+const dense = (name: string, units: number, seed: number, extra: Partial<Parameters<typeof tfl.layers.dense>[0]> = {}) =>
   tfl.layers.dense({ name, units, kernelInitializer: seeded(seed), biasInitializer: 'ones', ...extra });
 
 function sequentialModel(): tfl.LayersModel {

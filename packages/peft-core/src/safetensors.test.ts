@@ -327,7 +327,7 @@ describe('parseSafetensors under random mutations', () => {
     let parsed = 0;
     let rejected = 0;
     for (let i = 0; i < 2000; i++) {
-      let bytes = valid.slice();
+      let bytes: Uint8Array = valid.slice();
       const kind = i % 5;
       if (kind === 0) {
         // Flip 1–4 random bits anywhere.
