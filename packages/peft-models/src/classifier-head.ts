@@ -1,4 +1,9 @@
-import { layers, model as functionalModel, type LayersModel, type SymbolicTensor } from '@tensorflow/tfjs-layers';
+import {
+  layers,
+  model as functionalModel,
+  type LayersModel,
+  type SymbolicTensor,
+} from '@tensorflow/tfjs-layers';
 import { layerNames } from './encoder/layer-names';
 
 export interface ClassifierHeadOptions {
@@ -14,7 +19,11 @@ export interface ClassifierHeadOptions {
  * Puts a Dense head named `classifier` ([features] → numClasses) on a model with one output.
  * The returned model shares the base model's layers (and weights) and inputs.
  */
-export function withClassifierHead(base: LayersModel, numClasses: number, options: ClassifierHeadOptions = {}): LayersModel {
+export function withClassifierHead(
+  base: LayersModel,
+  numClasses: number,
+  options: ClassifierHeadOptions = {},
+): LayersModel {
   const features =
     options.featureLayer != null
       ? (base.getLayer(options.featureLayer).output as SymbolicTensor)
@@ -22,7 +31,11 @@ export function withClassifierHead(base: LayersModel, numClasses: number, option
   if (features.shape.length !== 2) {
     throw new Error(`withClassifierHead needs [batch, features], got shape [${features.shape.join(', ')}].`);
   }
-  const head = layers.dense({ name: layerNames.classifier, units: numClasses, activation: options.activation ?? 'softmax' });
+  const head = layers.dense({
+    name: layerNames.classifier,
+    units: numClasses,
+    activation: options.activation ?? 'softmax',
+  });
   return functionalModel({
     name: options.name ?? `${base.name}_classifier`,
     inputs: base.inputs,

@@ -1,9 +1,17 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { GraphModel } from '@tensorflow/tfjs-converter';
-import { universalSentenceEncoderLiteFromArtifacts, type UniversalSentenceEncoderLite } from '../use-lite/load-universal-sentence-encoder-lite';
+import {
+  universalSentenceEncoderLiteFromArtifacts,
+  type UniversalSentenceEncoderLite,
+} from '../use-lite/load-universal-sentence-encoder-lite';
 import sentences from './fixtures/parity-sentences.json';
 import { describeEachBackend } from '@tfjs-peft/test-utils';
-import { embedWithGraphModel, loadUseLiteGraphModel, readUseLiteArtifacts, useWasmBackend } from './support/use-lite-files';
+import {
+  embedWithGraphModel,
+  loadUseLiteGraphModel,
+  readUseLiteArtifacts,
+  useWasmBackend,
+} from './support/use-lite-files';
 
 const TOLERANCE = 1e-4;
 const BATCH = 16;
@@ -12,7 +20,12 @@ const BATCH = 16;
  * The GraphModel reads shapes synchronously (dataSync), which the webgpu backend cannot do in
  * Node (no OffscreenCanvas): there the reference embeddings are computed on wasm.
  */
-async function graphEmbeddings(graph: GraphModel, use: UniversalSentenceEncoderLite, batch: string[], backend: string): Promise<tf.Tensor2D> {
+async function graphEmbeddings(
+  graph: GraphModel,
+  use: UniversalSentenceEncoderLite,
+  batch: string[],
+  backend: string,
+): Promise<tf.Tensor2D> {
   if (backend !== 'webgpu') return embedWithGraphModel(graph, use.tokenizer, batch);
   await useWasmBackend();
   try {
@@ -27,7 +40,12 @@ async function graphEmbeddings(graph: GraphModel, use: UniversalSentenceEncoderL
   }
 }
 
-async function maxAbsDifference(use: UniversalSentenceEncoderLite, graph: GraphModel, texts: string[], backend: string): Promise<number> {
+async function maxAbsDifference(
+  use: UniversalSentenceEncoderLite,
+  graph: GraphModel,
+  texts: string[],
+  backend: string,
+): Promise<number> {
   let worst = 0;
   for (let start = 0; start < texts.length; start += BATCH) {
     const batch = texts.slice(start, start + BATCH);
@@ -46,7 +64,10 @@ describeEachBackend('USE-lite layers model vs the GraphModel', (backend) => {
   // cpu runs the 7M-parameter graph at about a second a sentence, and webgpu in Node (software GL,
   // a new shader per sequence length) took 4 minutes for all 112: a varied subset there, unless
   // TFJS_PEFT_FULL_PARITY=1.
-  const stride = process.env.TFJS_PEFT_FULL_PARITY === '1' ? 1 : ({ cpu: 11, webgpu: 3 } as Record<string, number>)[backend] ?? 1;
+  const stride =
+    process.env.TFJS_PEFT_FULL_PARITY === '1'
+      ? 1
+      : (({ cpu: 11, webgpu: 3 } as Record<string, number>)[backend] ?? 1);
   const texts = sentences.filter((_, i) => i % stride === 0);
   let use: UniversalSentenceEncoderLite;
   let graph: GraphModel;

@@ -1,4 +1,10 @@
-import { input, layers, model as functionalModel, type LayersModel, type SymbolicTensor } from '@tensorflow/tfjs-layers';
+import {
+  input,
+  layers,
+  model as functionalModel,
+  type LayersModel,
+  type SymbolicTensor,
+} from '@tensorflow/tfjs-layers';
 import { L2Normalize } from '../layers/l2-normalize';
 import { LayerNorm } from '../layers/layer-norm';
 import { MaskedMeanPooling } from '../layers/masked-mean-pooling';
@@ -17,7 +23,10 @@ function dense(name: string, units: number): ReturnType<typeof layers.dense> {
   return layers.dense({ name, units, useBias: true, kernelInitializer: 'glorotUniform' });
 }
 
-function apply(layer: { apply: (x: SymbolicTensor | SymbolicTensor[]) => unknown }, x: SymbolicTensor | SymbolicTensor[]): SymbolicTensor {
+function apply(
+  layer: { apply: (x: SymbolicTensor | SymbolicTensor[]) => unknown },
+  x: SymbolicTensor | SymbolicTensor[],
+): SymbolicTensor {
   return layer.apply(x) as SymbolicTensor;
 }
 
@@ -45,9 +54,14 @@ function transformerBlock(
     scale: block.attentionScale,
     causal: config.causal ?? false,
   });
-  let attention = apply(dense(names.attentionOutput, block.hiddenSize), apply(core, [query, key, value, mask]));
-  if (config.dropout) attention = apply(layers.dropout({ name: names.attentionDropout, rate: config.dropout }), attention);
-  const residual = inputWidth === block.hiddenSize ? x : apply(dense(names.residualProjection, block.hiddenSize), x);
+  let attention = apply(
+    dense(names.attentionOutput, block.hiddenSize),
+    apply(core, [query, key, value, mask]),
+  );
+  if (config.dropout)
+    attention = apply(layers.dropout({ name: names.attentionDropout, rate: config.dropout }), attention);
+  const residual =
+    inputWidth === block.hiddenSize ? x : apply(dense(names.residualProjection, block.hiddenSize), x);
   let h = apply(layers.add({ name: names.attentionResidual }), [residual, attention]);
   if (!pre) h = apply(new LayerNorm({ name: names.attentionOutputLayerNorm, epsilon }), h);
 
@@ -55,7 +69,10 @@ function transformerBlock(
   const ffnInput = pre ? apply(new LayerNorm({ name: names.ffnLayerNorm, epsilon }), h) : h;
   const intermediate = apply(dense(names.intermediate, block.intermediateSize), ffnInput);
   const activated = apply(
-    layers.activation({ name: names.activation, activation: (block.activation ?? 'relu') as ActivationIdentifier }),
+    layers.activation({
+      name: names.activation,
+      activation: (block.activation ?? 'relu') as ActivationIdentifier,
+    }),
     intermediate,
   );
   let ffn = apply(dense(names.output, block.hiddenSize), activated);
@@ -71,7 +88,10 @@ function transformerBlock(
  * (1 = token, 0 = padding). Output: [batch, width] when pooled, else [batch, length, width].
  * Layer names: see `layerNames`.
  */
-export function buildTransformerEncoder(config: TransformerEncoderConfig, name = 'transformer_encoder'): LayersModel {
+export function buildTransformerEncoder(
+  config: TransformerEncoderConfig,
+  name = 'transformer_encoder',
+): LayersModel {
   const tokenIds = input({ name: inputNames.tokenIds, shape: [null], dtype: 'int32' });
   const mask = input({ name: inputNames.attentionMask, shape: [null], dtype: 'float32' });
   let x = apply(
@@ -102,7 +122,10 @@ export function buildTransformerEncoder(config: TransformerEncoderConfig, name =
   if (config.pooler) {
     x = apply(dense(layerNames.pooler, config.pooler.units), x);
     x = apply(
-      layers.activation({ name: layerNames.poolerActivation, activation: config.pooler.activation as ActivationIdentifier }),
+      layers.activation({
+        name: layerNames.poolerActivation,
+        activation: config.pooler.activation as ActivationIdentifier,
+      }),
       x,
     );
   }

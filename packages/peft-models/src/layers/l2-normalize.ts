@@ -1,4 +1,14 @@
-import { maximum, mul, rsqrt, scalar, serialization, square, sum, tidy, type Tensor } from '@tensorflow/tfjs-core';
+import {
+  maximum,
+  mul,
+  rsqrt,
+  scalar,
+  serialization,
+  square,
+  sum,
+  tidy,
+  type Tensor,
+} from '@tensorflow/tfjs-core';
 import { layers, type Shape } from '@tensorflow/tfjs-layers';
 import { asShapeList, asTensorList, type LayerArgs } from './layer-args';
 

@@ -1,4 +1,15 @@
-import { add, mean, mul, rsqrt, scalar, serialization, square, sub, tidy, type Tensor } from '@tensorflow/tfjs-core';
+import {
+  add,
+  mean,
+  mul,
+  rsqrt,
+  scalar,
+  serialization,
+  square,
+  sub,
+  tidy,
+  type Tensor,
+} from '@tensorflow/tfjs-core';
 import { initializers, layers, type LayerVariable, type Shape } from '@tensorflow/tfjs-layers';
 import { asShapeList, asTensorList, type LayerArgs } from './layer-args';
 

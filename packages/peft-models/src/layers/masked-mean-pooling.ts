@@ -1,4 +1,15 @@
-import { cast, div, expandDims, maximum, mul, scalar, serialization, sum, tidy, type Tensor } from '@tensorflow/tfjs-core';
+import {
+  cast,
+  div,
+  expandDims,
+  maximum,
+  mul,
+  scalar,
+  serialization,
+  sum,
+  tidy,
+  type Tensor,
+} from '@tensorflow/tfjs-core';
 import { layers, type Shape } from '@tensorflow/tfjs-layers';
 import { asShapeList, asTensorList, type LayerArgs } from './layer-args';
 

@@ -53,7 +53,11 @@ export class MultiHeadAttentionCore extends layers.Layer {
   }
 
   override getConfig(): serialization.ConfigDict {
-    const config: serialization.ConfigDict = { ...super.getConfig(), numHeads: this.numHeads, causal: this.causal };
+    const config: serialization.ConfigDict = {
+      ...super.getConfig(),
+      numHeads: this.numHeads,
+      causal: this.causal,
+    };
     if (this.scale != null) config.scale = this.scale;
     return config;
   }

@@ -1,4 +1,14 @@
-import { add, cast, mul, scalar, serialization, slice, tidy, type Tensor, type Tensor2D } from '@tensorflow/tfjs-core';
+import {
+  add,
+  cast,
+  mul,
+  scalar,
+  serialization,
+  slice,
+  tidy,
+  type Tensor,
+  type Tensor2D,
+} from '@tensorflow/tfjs-core';
 import { initializers, layers, type LayerVariable, type Shape } from '@tensorflow/tfjs-layers';
 import { embeddingLookup } from '../ops/embedding-lookup';
 import { sinusoidalPositions } from '../ops/sinusoidal-positions';

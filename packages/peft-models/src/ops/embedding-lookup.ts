@@ -1,4 +1,13 @@
-import { customGrad, gather, reshape, scatterND, tidy, type GradSaveFunc, type Tensor, type Tensor2D } from '@tensorflow/tfjs-core';
+import {
+  customGrad,
+  gather,
+  reshape,
+  scatterND,
+  tidy,
+  type GradSaveFunc,
+  type Tensor,
+  type Tensor2D,
+} from '@tensorflow/tfjs-core';
 
 /**
  * Looks up rows of `table` ([vocabSize, dim]) for integer `ids` of any shape; returns

