@@ -17,3 +17,15 @@ export { expectNoTensorLeak, memoryDelta } from './expect-no-tensor-leak';
 export type { MemoryDelta } from './expect-no-tensor-leak';
 export { checkGradients } from './check-gradients';
 export type { CheckGradientsOptions, GradientCheckResult } from './check-gradients';
+export {
+  readTorchFixture,
+  readSafetensorsFile,
+  buildTfjsModelFromFixture,
+  fixtureInputs,
+  type TorchFixture,
+  type TorchFixtureIo,
+  type TorchFixtureModel,
+  type TorchFixtureLayer,
+  type TorchFixtureAdapter,
+  type TorchTensor,
+} from './torch-fixtures';

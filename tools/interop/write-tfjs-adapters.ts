@@ -1,0 +1,164 @@
+// Writes LoRA adapters with tfjs-peft for the reverse interop check (Hugging Face PEFT loads what we
+// write). From the repository root:
+//
+//   node --conditions=@tfjs-peft/source --import tsx tools/interop/write-tfjs-adapters.ts
+//   for d in fixtures/tfjs-written/*/ ; do ... check_tfjs_adapter.py fixtures/lora-mlp $d ; done
+//     (tools/interop/check-tfjs-adapters.sh runs the checks and writes the transcript)
+//
+// On the lora-mlp fixture's base (torch weights, tfjs layout) it applies our LoRA with
+// initLoraWeights: false (random A and B, so the adapter is not a no-op), saves each adapter folder
+// with saveAdapter('file://…') into fixtures/tfjs-written/<name>/, and writes expected_outputs.json
+// (our outputs on the fixture's inputs, cpu backend) next to each adapter_config.json:
+//   { adapter_outputs, merged_outputs }            the folder's own adapter, active alone
+//   + in the root: fixture, adapters, outputs_by_active (every active set, e.g. "default+other")
+// Math.random is replaced by a seeded generator first, so tfjs's unseeded initialisers and hence the
+// written files are the same on every run.
+import { createRequire } from 'node:module';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+
+let seed = 0x2f6b_a11e;
+Math.random = () => {
+  // mulberry32
+  seed = (seed + 0x6d2b79f5) | 0;
+  let t = seed;
+  t = Math.imul(t ^ (t >>> 15), t | 1);
+  t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+  return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+};
+
+// The repository root has no "type": "module", so tsx runs this file as CommonJS.
+const root = path.resolve(__dirname, '../..');
+// tfjs and its cpu backend as the packages resolve them (the root has no tfjs of its own).
+const requireFromTestUtils = createRequire(path.join(root, 'packages/test-utils/package.json'));
+requireFromTestUtils('@tensorflow/tfjs-backend-cpu');
+const tf = requireFromTestUtils('@tensorflow/tfjs-core') as typeof import('@tensorflow/tfjs-core');
+
+type LoraModule = typeof import('../../packages/peft-lora/src/index.ts');
+type Options = ConstructorParameters<LoraModule['LoraConfig']>[0];
+const FIXTURE = 'lora-mlp';
+const OUT = path.join(root, 'fixtures/tfjs-written');
+
+interface Spec {
+  name: string;
+  adapters: Array<{ name: string; options: Options }>;
+}
+
+const specs: Spec[] = [
+  {
+    name: 'lora-r4',
+    adapters: [
+      {
+        name: 'default',
+        options: { r: 4, loraAlpha: 8, targetModules: ['fc1', 'fc2'], initLoraWeights: false },
+      },
+    ],
+  },
+  {
+    name: 'lora-rslora',
+    adapters: [
+      {
+        name: 'default',
+        options: {
+          r: 4,
+          loraAlpha: 8,
+          useRslora: true,
+          targetModules: ['fc1', 'fc2'],
+          initLoraWeights: false,
+        },
+      },
+    ],
+  },
+  {
+    name: 'lora-two-adapters',
+    adapters: [
+      {
+        name: 'default',
+        options: { r: 4, loraAlpha: 8, targetModules: ['fc1', 'fc2'], initLoraWeights: false },
+      },
+      // A different rank and a different set of targets, the output head included.
+      {
+        name: 'other',
+        options: { r: 2, loraAlpha: 8, targetModules: ['fc1', 'head'], initLoraWeights: false },
+      },
+    ],
+  },
+];
+
+async function main() {
+  const { getPeftModel } = await import('../../packages/peft-core/src/index.ts');
+  const { LoraConfig } = await import('../../packages/peft-lora/src/index.ts');
+  const { readTorchFixture, buildTfjsModelFromFixture, fixtureInputs } = await import(
+    '../../packages/test-utils/src/torch-fixtures.ts'
+  );
+  await tf.setBackend('cpu');
+  await tf.ready();
+  const fixture = readTorchFixture(path.join(root, 'fixtures', FIXTURE));
+
+  async function outputs(model: { predict(x: unknown): unknown }): Promise<number[][]> {
+    const x = fixtureInputs(fixture);
+    const y = model.predict(x) as import('@tensorflow/tfjs-core').Tensor;
+    const values = (await y.array()) as number[][];
+    tf.dispose([x, y]);
+    return values;
+  }
+
+  const round = (rows: number[][]) => rows.map((r) => r.map((v) => Math.fround(v)));
+
+  fs.rmSync(OUT, { recursive: true, force: true });
+  fs.mkdirSync(OUT, { recursive: true });
+  for (const spec of specs) {
+    const base = buildTfjsModelFromFixture(fixture);
+    const [first, ...rest] = spec.adapters;
+    const peft = getPeftModel(base, new LoraConfig(first.options), first.name);
+    for (const a of rest) peft.addAdapter(a.name, new LoraConfig(a.options));
+
+    const activeSets = [
+      ...spec.adapters.map((a) => [a.name]),
+      ...(spec.adapters.length > 1 ? [spec.adapters.map((a) => a.name)] : []),
+    ];
+    const byActive: Record<string, number[][]> = {};
+    const mergedByActive: Record<string, number[][]> = {};
+    for (const active of activeSets) {
+      peft.setAdapter(active);
+      byActive[active.join('+')] = round(await outputs(peft.model));
+      await peft.mergeAdapter();
+      mergedByActive[active.join('+')] = round(await outputs(peft.model));
+      peft.unmergeAdapter();
+    }
+    peft.setAdapter(first.name);
+
+    const dir = path.join(OUT, spec.name);
+    await peft.saveAdapter(`file://${dir}`);
+    const subfolder = (name: string) => (name === 'default' ? null : name);
+    for (const a of spec.adapters) {
+      const own = {
+        fixture: FIXTURE,
+        adapter: a.name,
+        written_by: 'tools/interop/write-tfjs-adapters.ts (tfjs-peft, cpu backend)',
+        adapter_outputs: byActive[a.name],
+        merged_outputs: mergedByActive[a.name],
+      };
+      const json =
+        a === first
+          ? {
+              ...own,
+              adapters: spec.adapters.map((b) => ({ name: b.name, subfolder: subfolder(b.name) })),
+              outputs_by_active: byActive,
+              merged_outputs_by_active: mergedByActive,
+            }
+          : own;
+      const folder = subfolder(a.name) ? path.join(dir, a.name) : dir;
+      fs.writeFileSync(path.join(folder, 'expected_outputs.json'), JSON.stringify(json, null, 2) + '\n');
+    }
+    console.log(`wrote ${path.relative(root, dir)}: adapters ${spec.adapters.map((a) => a.name).join(', ')}`);
+    peft.unload();
+    base.dispose();
+  }
+  console.log(`live tensors at the end: ${tf.memory().numTensors}`);
+}
+
+main().catch((error) => {
+  console.error(error);
+  process.exit(1);
+});
