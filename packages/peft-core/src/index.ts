@@ -11,12 +11,13 @@ export {
 } from './peft-config';
 export type { TargetModules, TaskType } from './peft-config';
 export { registerPeftMethod, getPeftMethod, registeredPeftTypes } from './peft-method-registry';
-export type { PeftMethod } from './peft-method-registry';
+export type { PeftMethod, WeightedAdapterRequest } from './peft-method-registry';
 export { isPeftLayer } from './peft-layer';
 export type { PeftLayer } from './peft-layer';
 export { matchTargetLayers, moduleKey, editDistance } from './target-matching';
 export type { MatchOptions } from './target-matching';
 export { collectLayers, outputLayerNames, rebuildModel } from './model-graph';
+export { layerIndexOf, filterLayersToTransform } from './layer-index';
 export type { LayerTransform } from './model-graph';
 export { countParameters, formatTrainableParameters } from './parameter-count';
 export type { TrainableParameterCount } from './parameter-count';

@@ -1,6 +1,7 @@
 import type * as tfl from '@tensorflow/tfjs-layers';
 import { UnknownPeftTypeError } from './errors';
 import type { PeftConfig } from './peft-config';
+import type { PeftLayer } from './peft-layer';
 
 /**
  * A PEFT method, as registered by its package (as tfjs kernels register with the engine):
@@ -17,6 +18,24 @@ export interface PeftMethod<C extends PeftConfig = PeftConfig> {
    * existing layers changed). Must not modify `model` if it throws.
    */
   inject(model: tfl.LayersModel, config: C, adapterName: string): tfl.LayersModel;
+  /**
+   * Optional: builds adapter `newName` from existing ones (LoRA's add_weighted_adapter). Adds it to
+   * the method's layers and returns its config.
+   */
+  addWeightedAdapter?(
+    layers: readonly PeftLayer[],
+    configs: ReadonlyMap<string, C>,
+    request: WeightedAdapterRequest,
+  ): Promise<C>;
+}
+
+export interface WeightedAdapterRequest {
+  adapters: readonly string[];
+  weights: readonly number[];
+  newName: string;
+  combinationType: string;
+  /** Rank of the result for SVD-based combinations; default the largest rank combined. */
+  svdRank?: number;
 }
 
 const registry = new Map<string, PeftMethod>();

@@ -186,6 +186,43 @@ export class PeftModel {
     if (this.configs.size === 0) this.restoreTrainable();
   }
 
+  /**
+   * A new adapter combining existing ones (Hugging Face PEFT's add_weighted_adapter), for methods
+   * that support it (LoRA: 'linear', 'cat', 'svd'). It is added, not activated.
+   */
+  async addWeightedAdapter(
+    adapters: readonly string[],
+    weights: readonly number[],
+    newName: string,
+    combinationType = 'svd',
+    { svdRank }: { svdRank?: number } = {},
+  ): Promise<void> {
+    this.assertUsable();
+    checkAdapterName(newName);
+    if (this.configs.has(newName)) throw new AdapterNameError(newName, 'already exists on this model');
+    if (adapters.length === 0 || adapters.length !== weights.length) {
+      throw new PeftConfigError(
+        'weights',
+        weights,
+        `expected one weight per adapter (${adapters.length} adapters)`,
+      );
+    }
+    adapters.forEach((n) => this.requireAdapter(n));
+    const method = getPeftMethod(this.peftType!);
+    if (!method.addWeightedAdapter) {
+      throw new PeftError(`${method.peftType} adapters cannot be combined with addWeightedAdapter`);
+    }
+    const config = await method.addWeightedAdapter(this.peftLayers(), this.configs, {
+      adapters,
+      weights,
+      newName,
+      combinationType,
+      svdRank,
+    });
+    this.configs.set(newName, config);
+    this.updateTrainability();
+  }
+
   // ---------------------------------------------------------------- merging
 
   /**

@@ -4,6 +4,7 @@ import {
   rejectUnknownFields,
   requireBoolean,
   requireInteger,
+  requireIntegerList,
   requireNumber,
   requireNumberRecord,
   requireOneOf,
@@ -28,6 +29,12 @@ export interface LoraConfigOptions {
   loraDropout?: number;
   /** rsLoRA: scale = loraAlpha / √r, which keeps updates stable at high ranks. */
   useRslora?: boolean;
+  /** DoRA: LoRA on the direction, plus a learned magnitude per output unit (Liu et al. 2024). */
+  useDora?: boolean;
+  /** Only layers whose name carries one of these block indices (e.g. `encoder/layer_3/…`). */
+  layersToTransform?: number[] | null;
+  /** The name segment before the block index; by default `layer`, `layers`, `h`, `block` or `blocks`. */
+  layersPattern?: string | null;
   /** true: A Kaiming-uniform, B zeros (a no-op at first); 'gaussian': A ~ N(0, 1/r²); false: both random (tests). */
   initLoraWeights?: LoraInit;
   /** Per-layer rank: layer-name pattern (a regex on the module path's end) → r. */
@@ -48,6 +55,9 @@ const OPTION_NAMES = [
   'loraAlpha',
   'loraDropout',
   'useRslora',
+  'useDora',
+  'layersToTransform',
+  'layersPattern',
   'initLoraWeights',
   'rankPattern',
   'alphaPattern',
@@ -65,6 +75,9 @@ export class LoraConfig extends PeftConfig {
   readonly loraAlpha: number;
   readonly loraDropout: number;
   readonly useRslora: boolean;
+  readonly useDora: boolean;
+  readonly layersToTransform: number[] | null;
+  readonly layersPattern: string | null;
   readonly initLoraWeights: LoraInit;
   readonly rankPattern: Record<string, number>;
   readonly alphaPattern: Record<string, number>;
@@ -87,6 +100,22 @@ export class LoraConfig extends PeftConfig {
     this.loraDropout = requireNumber('loraDropout', options.loraDropout ?? 0, 0, 1);
     if (this.loraDropout === 1) throw new PeftConfigError('loraDropout', 1, 'expected a value below 1');
     this.useRslora = requireBoolean('useRslora', options.useRslora ?? false);
+    this.useDora = requireBoolean('useDora', options.useDora ?? false);
+    this.layersToTransform =
+      options.layersToTransform == null
+        ? null
+        : requireIntegerList('layersToTransform', options.layersToTransform, 0);
+    if (
+      options.layersPattern != null &&
+      (typeof options.layersPattern !== 'string' || !options.layersPattern)
+    ) {
+      throw new PeftConfigError(
+        'layersPattern',
+        options.layersPattern,
+        'expected a name segment such as "layer"',
+      );
+    }
+    this.layersPattern = options.layersPattern ?? null;
     const init = options.initLoraWeights ?? true;
     if (init !== true && init !== false && init !== 'gaussian') {
       throw new PeftConfigError('initLoraWeights', init, "expected true, false or 'gaussian'");
@@ -125,13 +154,13 @@ export class LoraConfig extends PeftConfig {
       exclude_modules: this.excludeModules === null ? null : targetModulesToJson(this.excludeModules),
       bias: this.bias,
       use_rslora: this.useRslora,
-      use_dora: false,
+      use_dora: this.useDora,
       init_lora_weights: this.initLoraWeights,
       rank_pattern: { ...this.rankPattern },
       alpha_pattern: { ...this.alphaPattern },
       fan_in_fan_out: false,
-      layers_to_transform: null,
-      layers_pattern: null,
+      layers_to_transform: this.layersToTransform,
+      layers_pattern: this.layersPattern,
     };
   }
 
@@ -139,9 +168,7 @@ export class LoraConfig extends PeftConfig {
   static fromJson(json: Record<string, unknown>): LoraConfig {
     if (json.peft_type !== 'LORA') throw new PeftConfigError('peft_type', json.peft_type, 'expected "LORA"');
     const unsupported: Array<[string, (v: unknown) => boolean]> = [
-      ['use_dora', (v) => v === true],
       ['fan_in_fan_out', (v) => v === true],
-      ['layers_to_transform', (v) => v != null],
       ['bias', (v) => v != null && v !== 'none'],
     ];
     for (const [field, isUsed] of unsupported) {
@@ -155,6 +182,14 @@ export class LoraConfig extends PeftConfig {
       loraAlpha: json.lora_alpha as number | undefined,
       loraDropout: json.lora_dropout as number | undefined,
       useRslora: json.use_rslora as boolean | undefined,
+      useDora: (json.use_dora ?? false) as boolean,
+      layersToTransform:
+        typeof json.layers_to_transform === 'number'
+          ? [json.layers_to_transform]
+          : (json.layers_to_transform as number[] | null | undefined),
+      layersPattern: Array.isArray(json.layers_pattern)
+        ? (json.layers_pattern[0] as string)
+        : (json.layers_pattern as string | null | undefined),
       initLoraWeights: (json.init_lora_weights ?? true) as LoraInit,
       rankPattern: (json.rank_pattern ?? {}) as Record<string, number>,
       alphaPattern: (json.alpha_pattern ?? {}) as Record<string, number>,

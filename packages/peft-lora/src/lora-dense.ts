@@ -13,10 +13,14 @@ export interface LoraAdapterSettings {
   loraDropout: number;
   useRslora: boolean;
   initLoraWeights: LoraInit;
+  /** DoRA: a learned magnitude per output unit over the normalised adapted weight. */
+  useDora?: boolean;
 }
 
 interface LoraAdapter extends LoraAdapterSettings {
   scale: number;
+  /** DoRA's magnitude m [out], initialised to the column norms of W + scale·A·B. */
+  magnitude: LayerVariable | null;
   /** [in, r] in tfjs layout (PEFT's lora_A.weight is its transpose). */
   loraA: LayerVariable | null;
   /** [r, out] (PEFT's lora_B.weight is its transpose). */
@@ -111,7 +115,7 @@ export class LoraDense extends tfl.layers.Layer implements PeftLayer {
     const scale = settings.useRslora
       ? settings.loraAlpha / Math.sqrt(settings.r)
       : settings.loraAlpha / settings.r;
-    this.adapters.set(name, { ...settings, scale, loraA: null, loraB: null });
+    this.adapters.set(name, { ...settings, scale, loraA: null, loraB: null, magnitude: null });
     if (this.base.built) this.createPendingWeights();
   }
 
@@ -135,6 +139,13 @@ export class LoraDense extends tfl.layers.Layer implements PeftLayer {
           : tfl.initializers.zeros();
       adapter.loraA = this.addAdapterWeight(`lora_A_${name}`, [inputDim, r], aInit);
       adapter.loraB = this.addAdapterWeight(`lora_B_${name}`, [r, units], bInit);
+      if (adapter.useDora) {
+        adapter.magnitude = this.addAdapterWeight(`lora_magnitude_${name}`, [units], tfl.initializers.ones());
+        // m starts as ‖W + scale·A·B‖ per output unit, so a new DoRA adapter equals its LoRA part.
+        const norms = tf.tidy(() => this.columnNorms(this.base.kernel.read(), adapter));
+        adapter.magnitude.write(norms);
+        norms.dispose();
+      }
     }
   }
 
@@ -173,21 +184,63 @@ export class LoraDense extends tfl.layers.Layer implements PeftLayer {
       const x = Array.isArray(inputs) ? inputs[0] : inputs;
       const base = this.base;
       const kernel = !this.enabled && this.unmergedKernel ? this.unmergedKernel : base.kernel.read();
-      let y = frozenDense(x, kernel, base.useBias && base.bias ? base.bias.read() : null);
-      if (this.enabled) {
-        const training = kwargs?.training === true;
-        for (const name of this.active) {
-          if (this.merged.includes(name)) continue;
-          y = tf.add(y, this.loraBranch(x, this.adapters.get(name)!, training));
-        }
+      const bias = base.useBias && base.bias ? base.bias.read() : null;
+      const running = this.enabled ? this.active.filter((n) => !this.merged.includes(n)) : [];
+      const training = kwargs?.training === true;
+      if (!running.some((n) => this.adapters.get(n)!.useDora)) {
+        let y = frozenDense(x, kernel, bias);
+        for (const name of running) y = tf.add(y, this.loraBranch(x, this.adapters.get(name)!, training));
+        return base.activation.apply(y);
       }
-      return base.activation.apply(y);
+      return base.activation.apply(this.forwardWithDora(x, kernel, bias, running, training));
     });
   }
 
+  /**
+   * DoRA (Liu et al. 2024), as Hugging Face PEFT computes it: with W' = W + s·A·B and its per-unit
+   * norm n (detached from the graph, as in the paper), an adapter adds (m/n − 1)·x·W + (m/n)·s·x·A·B,
+   * so that x·W plus that is (m/n)·x·W'. The bias is not rescaled.
+   */
+  private forwardWithDora(
+    x: tf.Tensor,
+    kernel: tf.Tensor,
+    bias: tf.Tensor | null,
+    running: string[],
+    training: boolean,
+  ): tf.Tensor {
+    const flat = tf.reshape(x, [-1, this.inputDim]);
+    const product = frozenDense(flat, kernel, null);
+    let y = product;
+    for (const name of running) {
+      const adapter = this.adapters.get(name)!;
+      const dropped = training && adapter.loraDropout > 0 ? tf.dropout(flat, adapter.loraDropout) : flat;
+      const update = tf.mul(
+        tf.matMul(tf.matMul(dropped, adapter.loraA!.read()), adapter.loraB!.read()),
+        adapter.scale,
+      );
+      if (!adapter.useDora) {
+        y = tf.add(y, update);
+        continue;
+      }
+      const factor = tf.div(adapter.magnitude!.read(), detach(this.columnNorms(kernel, adapter)));
+      const droppedProduct = dropped === flat ? product : frozenDense(dropped, kernel, null);
+      y = tf.add(y, tf.add(tf.mul(tf.sub(factor, 1), droppedProduct), tf.mul(factor, update)));
+    }
+    if (bias) y = tf.add(y, bias);
+    return tf.reshape(y, [...x.shape.slice(0, -1), this.units]);
+  }
+
+  /** ‖W + scale·A·B‖ over the input axis: one norm per output unit ([out]). */
+  private columnNorms(kernel: tf.Tensor, adapter: LoraAdapter): tf.Tensor1D {
+    const adapted = tf.add(
+      kernel,
+      tf.mul(tf.matMul(adapter.loraA!.read(), adapter.loraB!.read()), adapter.scale),
+    );
+    return tf.sqrt(tf.sum(tf.square(adapted), 0)) as tf.Tensor1D;
+  }
+
   private loraBranch(x: tf.Tensor, adapter: LoraAdapter, training: boolean): tf.Tensor {
-    const inputDim = this.inputDim;
-    let flat = tf.reshape(x, [-1, inputDim]);
+    let flat = tf.reshape(x, [-1, this.inputDim]);
     if (training && adapter.loraDropout > 0) flat = tf.dropout(flat, adapter.loraDropout);
     const update = tf.mul(
       tf.matMul(tf.matMul(flat, adapter.loraA!.read()), adapter.loraB!.read()),
@@ -199,7 +252,7 @@ export class LoraDense extends tfl.layers.Layer implements PeftLayer {
   /** Disposes only what this layer owns: a wrapped user layer's weights belong to the user's model. */
   override disposeWeights(): number {
     const own = [...this.adapters.values()]
-      .flatMap((a) => [a.loraA, a.loraB])
+      .flatMap((a) => [a.loraA, a.loraB, a.magnitude])
       .filter((v): v is LayerVariable => v !== null);
     if (this.ownsBaseLayer) own.push(...this.baseLayer.weights);
     own.forEach((v) => v.dispose());
@@ -230,12 +283,19 @@ export class LoraDense extends tfl.layers.Layer implements PeftLayer {
     return this.merged;
   }
 
-  /** ΔW = scale·A·B in tfjs layout [in, out]. */
+  /**
+   * What the adapter adds to the kernel, in tfjs layout [in, out]: scale·A·B for LoRA; for DoRA
+   * (m/n − 1)·W + (m/n)·scale·A·B, the column-wise rescaling of W' = W + scale·A·B.
+   */
   deltaWeight(name: string): tf.Tensor2D {
     const adapter = this.requireAdapter(name);
-    return tf.tidy(
-      () => tf.mul(tf.matMul(adapter.loraA!.read(), adapter.loraB!.read()), adapter.scale) as tf.Tensor2D,
-    );
+    return tf.tidy(() => {
+      const update = tf.mul(tf.matMul(adapter.loraA!.read(), adapter.loraB!.read()), adapter.scale);
+      if (!adapter.useDora) return update as tf.Tensor2D;
+      const kernel = this.unmergedKernel ?? this.base.kernel.read();
+      const factor = tf.div(adapter.magnitude!.read(), this.columnNorms(kernel, adapter));
+      return tf.add(tf.mul(tf.sub(factor, 1), kernel), tf.mul(factor, update)) as tf.Tensor2D;
+    });
   }
 
   private mergedKernel(names: readonly string[]): tf.Tensor {
@@ -280,7 +340,9 @@ export class LoraDense extends tfl.layers.Layer implements PeftLayer {
     const adapter = this.requireAdapter(name);
     if (this.merged.includes(name))
       throw new AdapterNameError(name, `is merged into layer "${this.name}"; unmerge first`);
-    const own = [adapter.loraA, adapter.loraB].filter((v): v is LayerVariable => v !== null);
+    const own = [adapter.loraA, adapter.loraB, adapter.magnitude].filter(
+      (v): v is LayerVariable => v !== null,
+    );
     // The raw list, not the getter: it also holds variables that setAdapter froze.
     const raw = (this as unknown as { _trainableWeights: LayerVariable[] })._trainableWeights;
     (this as unknown as { _trainableWeights: LayerVariable[] })._trainableWeights = raw.filter(
@@ -293,28 +355,33 @@ export class LoraDense extends tfl.layers.Layer implements PeftLayer {
 
   adapterVariables(name: string): LayerVariable[] {
     const adapter = this.requireAdapter(name);
-    return [adapter.loraA!, adapter.loraB!];
+    return [adapter.loraA!, adapter.loraB!, ...(adapter.magnitude ? [adapter.magnitude] : [])];
   }
 
   adapterSettings(name: string): LoraAdapterSettings & { scale: number } {
-    const { r, loraAlpha, loraDropout, useRslora, initLoraWeights, scale } = this.requireAdapter(name);
-    return { r, loraAlpha, loraDropout, useRslora, initLoraWeights, scale };
+    const { r, loraAlpha, loraDropout, useRslora, initLoraWeights, useDora, scale } =
+      this.requireAdapter(name);
+    return { r, loraAlpha, loraDropout, useRslora, initLoraWeights, useDora, scale };
   }
 
   adapterState(name: string): Map<string, tf.Tensor> {
     const adapter = this.requireAdapter(name);
-    return new Map([
+    const state = new Map<string, tf.Tensor>([
       ['lora_A.weight', tf.transpose(adapter.loraA!.read())],
       ['lora_B.weight', tf.transpose(adapter.loraB!.read())],
     ]);
+    if (adapter.magnitude) state.set('lora_magnitude_vector', tf.clone(adapter.magnitude.read()));
+    return state;
   }
 
   adapterStateShapes(name: string): Map<string, number[]> {
-    const { r } = this.requireAdapter(name);
-    return new Map([
+    const { r, useDora } = this.requireAdapter(name);
+    const shapes = new Map([
       ['lora_A.weight', [r, this.inputDim]],
       ['lora_B.weight', [this.units, r]],
     ]);
+    if (useDora) shapes.set('lora_magnitude_vector', [this.units]);
+    return shapes;
   }
 
   loadAdapterState(name: string, state: ReadonlyMap<string, tf.Tensor>): void {
@@ -322,6 +389,7 @@ export class LoraDense extends tfl.layers.Layer implements PeftLayer {
     tf.tidy(() => {
       adapter.loraA!.write(tf.transpose(state.get('lora_A.weight')!));
       adapter.loraB!.write(tf.transpose(state.get('lora_B.weight')!));
+      if (adapter.magnitude) adapter.magnitude.write(state.get('lora_magnitude_vector')!);
     });
   }
 
@@ -336,8 +404,8 @@ export class LoraDense extends tfl.layers.Layer implements PeftLayer {
 
   override getConfig(): tf.serialization.ConfigDict {
     const adapters: Record<string, LoraAdapterSettings> = {};
-    for (const [name, { r, loraAlpha, loraDropout, useRslora, initLoraWeights }] of this.adapters) {
-      adapters[name] = { r, loraAlpha, loraDropout, useRslora, initLoraWeights };
+    for (const [name, { r, loraAlpha, loraDropout, useRslora, initLoraWeights, useDora }] of this.adapters) {
+      adapters[name] = { r, loraAlpha, loraDropout, useRslora, initLoraWeights, useDora: useDora ?? false };
     }
     return {
       ...super.getConfig(),
@@ -366,3 +434,9 @@ export class LoraDense extends tfl.layers.Layer implements PeftLayer {
   }
 }
 tf.serialization.registerClass(LoraDense);
+
+/** Identity forward, no gradient: DoRA's weight norm is treated as a constant (Liu et al., §4.3). */
+const detach = tf.customGrad(((t: tf.Tensor) => ({
+  value: tf.clone(t),
+  gradFunc: (dy: tf.Tensor) => tf.zerosLike(dy),
+})) as unknown as Parameters<typeof tf.customGrad>[0]);

@@ -1,6 +1,7 @@
 import type * as tfl from '@tensorflow/tfjs-layers';
 import {
   collectLayers,
+  filterLayersToTransform,
   isPeftLayer,
   matchTargetLayers,
   moduleKey,
@@ -12,6 +13,7 @@ import {
 } from '@tfjs-peft/core';
 import { LoraConfig } from './lora-config';
 import { LoraDense } from './lora-dense';
+import { addWeightedLoraAdapter } from './lora-weighted-adapter';
 
 const SUPPORTED = ['Dense'];
 
@@ -19,16 +21,21 @@ const SUPPORTED = ['Dense'];
 export const loraMethod: PeftMethod<LoraConfig> = {
   peftType: 'LORA',
   configFromJson: (json) => LoraConfig.fromJson(json),
+  addWeightedAdapter: addWeightedLoraAdapter,
   inject(model, config, adapterName) {
     const layers = collectLayers(model);
     const wrapperOf = new Map<tfl.layers.Layer, LoraDense>();
     for (const layer of layers) if (layer instanceof LoraDense) wrapperOf.set(layer.baseLayer, layer);
     // Match against the user's layers, so class-name targets ('Dense') still see wrapped layers.
     const view = layers.map((l) => (isPeftLayer(l) && l.baseLayer ? l.baseLayer : l));
-    const selected = matchTargetLayers(view, config.targetModules, {
-      outputLayerNames: outputLayerNames(model),
-      excludeModules: config.excludeModules,
-    });
+    const selected = filterLayersToTransform(
+      matchTargetLayers(view, config.targetModules, {
+        outputLayerNames: outputLayerNames(model),
+        excludeModules: config.excludeModules,
+      }),
+      config.layersToTransform,
+      config.layersPattern,
+    );
     for (const layer of selected) {
       if (!SUPPORTED.includes(layer.getClassName())) {
         throw new UnsupportedLayerError(layer.name, layer.getClassName(), SUPPORTED.join(', '));
@@ -45,6 +52,7 @@ export const loraMethod: PeftMethod<LoraConfig> = {
           loraDropout: config.loraDropout,
           useRslora: config.useRslora,
           initLoraWeights: config.initLoraWeights,
+          useDora: config.useDora,
         };
         const existing = wrapperOf.get(layer);
         if (existing) {
