@@ -27,15 +27,16 @@ export function frozenDenseExact(
   const inputShape = x.shape;
   const inputDim = inputShape[inputShape.length - 1]!;
   const units = kernel.shape[1]!;
-  return tf.customGrad(((input: tf.Tensor, b: tf.Tensor) => {
+  return tf.customGrad(((input: tf.Tensor, b: tf.Tensor, save: tf.GradSaveFunc) => {
     const flat = input.rank === 2 ? input : tf.reshape(input, [-1, inputDim]);
     const product = tf.fused.matMul({ a: flat as tf.Tensor2D, b: kernel as tf.Tensor2D, bias: b, activation });
     const value = input.rank === 2 ? product : tf.reshape(product, [...inputShape.slice(0, -1), units]);
+    save([value]);
     return {
       value,
-      gradFunc: (dy: tf.Tensor) => {
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
         const flatDy = tf.reshape(dy, [-1, units]);
-        const flatY = tf.reshape(value, [-1, units]);
+        const flatY = tf.reshape(saved[0], [-1, units]);
         // The activation's derivative, from its output (as tfjs's fused-matMul gradient does).
         const dPre =
           activation === 'linear'
