@@ -14,6 +14,7 @@ import {
   PeftConfigError,
   PeftError,
 } from './errors';
+import { installFrozenPath } from './frozen-layer-path';
 import { collectLayers, rebuildModel } from './model-graph';
 import { injectModulesToSave } from './modules-to-save-wrapper';
 import { countParameters, formatTrainableParameters, type TrainableParameterCount } from './parameter-count';
@@ -66,7 +67,7 @@ export class PeftModel {
   private active: string[] = [];
   private readonly savedTrainable = new Map<
     tfl.layers.Layer,
-    { layer: boolean; variables: Map<LayerVariable, boolean> }
+    { layer: boolean; variables: Map<LayerVariable, boolean>; restoreCall: (() => void) | null }
   >();
   private disabledDepth = 0;
   private unloaded = false;
@@ -525,7 +526,11 @@ export class PeftModel {
       if (this.savedTrainable.has(layer)) continue;
       const variables = new Map<LayerVariable, boolean>();
       for (const v of layer.weights) variables.set(v, v.trainable);
-      this.savedTrainable.set(layer, { layer: layer.trainable, variables });
+      this.savedTrainable.set(layer, {
+        layer: layer.trainable,
+        variables,
+        restoreCall: installFrozenPath(layer),
+      });
       layer.trainable = false;
     }
   }
@@ -534,6 +539,7 @@ export class PeftModel {
     for (const [layer, saved] of this.savedTrainable) {
       layer.trainable = saved.layer;
       for (const [v, trainable] of saved.variables) v.trainable = trainable;
+      saved.restoreCall?.();
     }
     this.savedTrainable.clear();
   }

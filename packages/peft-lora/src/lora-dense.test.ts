@@ -375,3 +375,30 @@ describeEachBackend(
   },
   { only: ['cpu', 'wasm', 'webgpu', 'webgl'] },
 );
+
+describeEachBackend('Frozen layers around adapters', () => {
+  it('a frozen Dense layer that is not adapted computes no kernel gradient, and unload restores it', async () => {
+    const base = makeMlp();
+    const head = base.getLayer('head');
+    // Only fc1 is adapted: fc2 and head are frozen plain Dense layers the gradient flows through.
+    const peft = getPeftModel(base, new LoraConfig({ r: 2, targetModules: ['fc1'] }));
+    const x = inputs(4);
+    const profile = await tf.profile(() => {
+      const { value, grads } = tf.variableGrads(
+        () => tf.sum(predict(peft.model, x)) as tf.Scalar,
+        peft.trainableVariables,
+      );
+      tf.dispose([value, ...Object.values(grads)]);
+    });
+    const kernelGradientShapes = new Set(['10,8', '8,3']);
+    const weightGradients = profile.kernels.filter((k) =>
+      kernelGradientShapes.has(String(k.outputShapes[0])),
+    );
+    expect(weightGradients.map((k) => k.name)).toEqual([]);
+    expect(Object.prototype.hasOwnProperty.call(head, 'call')).toBe(true);
+    peft.unload();
+    expect(Object.prototype.hasOwnProperty.call(head, 'call')).toBe(false);
+    x.dispose();
+    base.dispose();
+  });
+});
