@@ -252,7 +252,8 @@ async function main(): Promise<void> {
   };
   const files = writeReport(report, outDir);
   log('\n' + resultsTable(report) + '\n');
-  log(markdownReport(report).split('\n').slice(6).join('\n'));
+  const notes = markdownReport(report).split('\n');
+  log(notes.slice(notes.findIndex((line) => line.startsWith('Model:'))).join('\n'));
   log(`[demo] tf.memory() at the end: ${JSON.stringify(tf.memory())}`);
   log(`[demo] wrote ${files.md} and ${files.json}; wall time ${report.wallSeconds.toFixed(0)} s`);
   const failed = reloadChecks.some((c) => !c.passed);

@@ -72,6 +72,7 @@ export function formatBytes(bytes: number): string {
 }
 
 const pct = (a: Accuracy) => `${(100 * a.accuracy).toFixed(1)}%`;
+const share = (percent: number) => (percent >= 10 ? percent.toFixed(0) : percent.toPrecision(2));
 const group = (n: number) => n.toLocaleString('en-US');
 
 export function resultsTable(report: DemoReport): string {
@@ -85,7 +86,7 @@ export function resultsTable(report: DemoReport): string {
       `${r.trainablePercent.toPrecision(3)}%`,
       `${r.meanEpochSeconds.toFixed(1)} s (${r.meanStepMs.toFixed(0)} ms/step)`,
       formatBytes(r.peakTensorBytes),
-      `${formatBytes(r.adapter.bytes)} (${((100 * r.adapter.bytes) / report.model.weightBytes).toPrecision(2)}% of model)`,
+      `${formatBytes(r.adapter.bytes)} (${share((100 * r.adapter.bytes) / report.model.weightBytes)}% of model)`,
       `${pct(r.validation.before)} → ${pct(r.validation.after)}`,
       `${pct(r.test.before)} → ${pct(r.test.after)}`,
     ].join(' | '),
