@@ -41,6 +41,7 @@ const OUT = path.join(root, 'fixtures/tfjs-written');
 
 interface Spec {
   name: string;
+  perturbMagnitude?: boolean;
   adapters: Array<{ name: string; options: Options }>;
 }
 
@@ -83,6 +84,18 @@ const specs: Spec[] = [
       },
     ],
   },
+  {
+    // DoRA: the magnitude starts as the column norms of W + s·A·B (then DoRA == LoRA), so it is
+    // scaled by U(0.5, 1.5) before saving, as the PEFT fixture lora-mlp-dora does.
+    name: 'lora-dora',
+    perturbMagnitude: true,
+    adapters: [
+      {
+        name: 'default',
+        options: { r: 4, loraAlpha: 8, useDora: true, targetModules: ['fc1', 'fc2'], initLoraWeights: false },
+      },
+    ],
+  },
 ];
 
 async function main() {
@@ -105,13 +118,25 @@ async function main() {
 
   const round = (rows: number[][]) => rows.map((r) => r.map((v) => Math.fround(v)));
 
-  fs.rmSync(OUT, { recursive: true, force: true });
   fs.mkdirSync(OUT, { recursive: true });
+  // Replace the adapter folders; keep other files (peft-check-transcript.txt).
+  for (const entry of fs.readdirSync(OUT, { withFileTypes: true }))
+    if (entry.isDirectory()) fs.rmSync(path.join(OUT, entry.name), { recursive: true, force: true });
   for (const spec of specs) {
     const base = buildTfjsModelFromFixture(fixture);
     const [first, ...rest] = spec.adapters;
     const peft = getPeftModel(base, new LoraConfig(first.options), first.name);
     for (const a of rest) peft.addAdapter(a.name, new LoraConfig(a.options));
+    if (spec.perturbMagnitude) {
+      for (const layer of peft.peftLayers()) {
+        for (const v of layer.weights.filter((w) => w.name.includes('lora_magnitude'))) {
+          const factor = tf.randomUniform(v.shape, 0.5, 1.5);
+          const scaled = tf.mul(v.read(), factor);
+          v.write(scaled);
+          tf.dispose([factor, scaled]);
+        }
+      }
+    }
 
     const activeSets = [
       ...spec.adapters.map((a) => [a.name]),

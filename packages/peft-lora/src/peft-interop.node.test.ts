@@ -109,7 +109,8 @@ describeEachBackend('Hugging Face PEFT interop', () => {
 
   describe('adapters written by PEFT load and reproduce its outputs', () => {
     // modules_to_save: PEFT's trained copy of `head` (saved as base_model.model.head.weight/bias).
-    for (const name of ['lora-mlp', 'lora-mlp-rslora', 'lora-mlp-modules-to-save']) {
+    // DoRA: lora_magnitude_vector [out], perturbed so DoRA differs from LoRA.
+    for (const name of ['lora-mlp', 'lora-mlp-rslora', 'lora-mlp-modules-to-save', 'lora-mlp-dora']) {
       it(`${name}: fromPretrained, disabled, merged, unloaded`, async () => {
         const fx = fixture(name);
         const base = buildTfjsModelFromFixture(fx);
@@ -179,14 +180,6 @@ describeEachBackend('Hugging Face PEFT interop', () => {
       error: new (...args: never[]) => Error;
       check: (e: Error) => void;
     }> = [
-      {
-        name: 'lora-mlp-dora',
-        error: PeftConfigError,
-        check: (e) => {
-          expect((e as PeftConfigError).field).toBe('use_dora');
-          expect(e.message).toContain('"use_dora"');
-        },
-      },
       {
         name: 'lora-mlp-bias-all',
         error: PeftConfigError,
@@ -262,7 +255,12 @@ describeEachBackend('Hugging Face PEFT interop', () => {
   describe('adapters written by tfjs (fixtures/tfjs-written) still load and reproduce expected_outputs.json', () => {
     const written = writtenAdapters();
     it('the committed set is present', () => {
-      expect(written.map((w) => w.name).sort()).toEqual(['lora-r4', 'lora-rslora', 'lora-two-adapters']);
+      expect(written.map((w) => w.name).sort()).toEqual([
+        'lora-dora',
+        'lora-r4',
+        'lora-rslora',
+        'lora-two-adapters',
+      ]);
       expect(fs.existsSync(path.join(TFJS_WRITTEN, 'peft-check-transcript.txt'))).toBe(true);
     });
     for (const { name, dir, expected } of written) {
@@ -286,7 +284,7 @@ describeEachBackend('Hugging Face PEFT interop', () => {
         release(peft, base);
       });
     }
-    it('the files are in the layout PEFT writes: keys, shapes [r,in]/[out,r], float32, metadata format pt', () => {
+    it('the files are in the layout PEFT writes: keys, shapes [r,in]/[out,r]/[out], float32, metadata format pt', () => {
       for (const { dir, expected } of written) {
         for (const a of expected.adapters) {
           const folder = a.subfolder ? path.join(dir, a.subfolder) : dir;
@@ -298,14 +296,24 @@ describeEachBackend('Hugging Face PEFT interop', () => {
           const r = config.r as number;
           const dims: Record<string, [number, number]> = { fc1: [6, 10], fc2: [10, 8], head: [8, 3] };
           const expectedKeys = (config.target_modules as string[])
-            .flatMap((m) => [`base_model.model.${m}.lora_A.weight`, `base_model.model.${m}.lora_B.weight`])
+            .flatMap((m) => [
+              `base_model.model.${m}.lora_A.weight`,
+              `base_model.model.${m}.lora_B.weight`,
+              ...(config.use_dora ? [`base_model.model.${m}.lora_magnitude_vector`] : []),
+            ])
             .sort();
           expect([...file.tensors.keys()].sort()).toEqual(expectedKeys);
           for (const [key, t] of file.tensors) {
             const module = key.split('.')[2];
             const [inDim, outDim] = dims[module];
             expect(t.dtype).toBe('F32');
-            expect(t.shape).toEqual(key.endsWith('lora_A.weight') ? [r, inDim] : [outDim, r]);
+            expect(t.shape).toEqual(
+              key.endsWith('lora_A.weight')
+                ? [r, inDim]
+                : key.endsWith('lora_B.weight')
+                  ? [outDim, r]
+                  : [outDim],
+            );
           }
         }
       }
