@@ -5,7 +5,7 @@ import {
   type UniversalSentenceEncoderLite,
 } from '../use-lite/load-universal-sentence-encoder-lite';
 import sentences from './fixtures/parity-sentences.json';
-import { describeEachBackend } from '@tfjs-peft/test-utils';
+import { describeEachBackend, expectTensorsClose } from '@tfjs-peft/test-utils';
 import {
   embedWithGraphModel,
   loadUseLiteGraphModel,
@@ -87,4 +87,29 @@ describeEachBackend('USE-lite layers model vs the GraphModel', (backend) => {
     console.log(`[parity] ${backend}: ${texts.length} sentences, max abs diff ${worst.toExponential(2)}`);
     expect(worst).toBeLessThanOrEqual(TOLERANCE);
   }, 600_000);
+
+  it('padding does not change a sentence embedding', async () => {
+    const texts = ['How old are you?', 'A quick brown fox jumps over the lazy dog.'];
+    const natural = use.tokenizer.encode(texts);
+    const padded = use.tokenizer.encode(texts, 40);
+    expect(natural.tokenIds.shape[1]).toBeLessThan(40);
+    const a = use.model.predict([natural.tokenIds, natural.attentionMask]) as tf.Tensor;
+    const b = use.model.predict([padded.tokenIds, padded.attentionMask]) as tf.Tensor;
+    await expectTensorsClose(b, a, 1e-5);
+    tf.dispose([natural.tokenIds, natural.attentionMask, padded.tokenIds, padded.attentionMask, a, b]);
+  });
+
+  it('tells similar sentences from unrelated ones', async () => {
+    const { tokenIds, attentionMask } = use.tokenizer.encode([
+      'How old are you?',
+      'What is your age?',
+      'The stock market fell today.',
+    ]);
+    const embeddings = use.model.predict([tokenIds, attentionMask]) as tf.Tensor2D;
+    const similarity = tf.tidy(() => tf.matMul(embeddings, embeddings, false, true));
+    const s = (await similarity.array()) as number[][];
+    expect(s[0][1]).toBeGreaterThan(0.8);
+    expect(s[0][2]).toBeLessThan(0.4);
+    tf.dispose([tokenIds, attentionMask, embeddings, similarity]);
+  });
 });

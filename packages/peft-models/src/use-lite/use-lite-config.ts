@@ -34,11 +34,11 @@ export const universalSentenceEncoderLiteConfig: TransformerEncoderConfig = {
       attentionSize: 512,
       intermediateSize: 1536,
       activation: 'relu',
-      attentionScale: 1 / Math.sqrt(128),
+      attentionScale: Math.fround(1 / Math.sqrt(128)), // float32, as the graph stores it
     },
   ],
   normalization: 'pre',
-  layerNormEpsilon: 1e-6,
+  layerNormEpsilon: Math.fround(1e-6),
   pooling: 'mean',
   pooler: { units: 512, activation: 'tanh' },
   l2Normalize: true,
