@@ -129,6 +129,20 @@ describeEachBackend('buildTransformerEncoder', () => {
     classifier.getLayer(layerNames.classifier).dispose();
   });
 
+  it('trains with compile() and fit()', async () => {
+    const classifier = withClassifierHead(model, 2);
+    const optimizer = tf.train.adam(1e-3);
+    classifier.compile({ optimizer, loss: 'categoricalCrossentropy' });
+    const ids = tf.tensor2d([[1, 2, 3], [4, 5, 0]], [2, 3], 'int32');
+    const mask = tf.tensor2d([[1, 1, 1], [1, 1, 0]]);
+    const labels = tf.tidy(() => tf.oneHot(tf.tensor1d([0, 1], 'int32'), 2));
+    const history = await classifier.fit([ids, mask], labels, { epochs: 2, batchSize: 2, verbose: 0 });
+    expect(history.history.loss.every((x) => Number.isFinite(x as number))).toBe(true);
+    tf.dispose([ids, mask, labels]);
+    optimizer.dispose();
+    classifier.getLayer(layerNames.classifier).dispose();
+  });
+
   it('builds post-norm, causal, learned-position variants', async () => {
     const decoder = buildTransformerEncoder({
       ...tinyConfig,
