@@ -1,0 +1,125 @@
+// Analytic FLOP count of one training step / one forward pass of a layers model.
+//
+// Only matrix products are counted (2·m·k·n FLOPs for [m,k]×[k,n]); element-wise work (layer norm,
+// softmax, activations, Adam, the embedding gather/scatter) is left out — it is memory-bound and a
+// few percent of the products here. Per product, a step counts:
+//   forward                      2·m·k·n
+//   dW (weight gradient)         2·m·k·n  only when the weight is trainable
+//   dX (input gradient)          2·m·k·n  only when some trainable weight lies below the product
+//                                          (the gradient must flow through it to reach that weight)
+// So the count is what a step NEEDS, not what a given implementation happens to run: a backend that
+// computes a frozen kernel's gradient does more work than counted, and shows a lower GFLOP/s.
+// Attention (MultiHeadAttentionCore): scores Q·Kᵀ and context P·V, 2·B·L·L·A each forward (A = the
+// attention width, all heads together); backward dQ, dK, dP, dV = 4 products of the same size.
+import type * as tfl from '@tensorflow/tfjs-layers';
+
+export interface ProductCount {
+  layer: string;
+  weight: string;
+  /** [m, k, n] */
+  mkn: [number, number, number];
+  forward: number;
+  backward: number;
+}
+
+export interface FlopCount {
+  forward: number;
+  /** forward + backward of one training step. */
+  step: number;
+  products: ProductCount[];
+}
+
+type Shape = (number | null)[];
+
+interface NodeLike {
+  inboundLayers: tfl.layers.Layer[];
+  inputTensors: { shape: Shape }[];
+}
+
+/**
+ * The node through which `model` calls `layer`. Graph surgery (getPeftModel) re-applies the user's
+ * layers, so a shared layer has one node per model built over it; the newest is the adapted model's,
+ * and a fresh model's layers have one.
+ */
+function nodeOf(layer: tfl.layers.Layer): NodeLike {
+  const nodes = (layer as unknown as { inboundNodes: NodeLike[] }).inboundNodes;
+  return nodes[nodes.length - 1];
+}
+
+function rows(shape: Shape, batch: number, length: number): number {
+  if (shape.length === 3) return batch * length;
+  if (shape.length === 2) return batch;
+  throw new Error(`unexpected input rank ${shape.length}`);
+}
+
+/** Layers whose 2-D weights are not matrix products. */
+const NOT_PRODUCTS = new Set(['TokenAndPositionEmbedding', 'Embedding']);
+
+/** Weights computed from the layer's input after another of its trainable products (LoRA's B, an adapter's up projection). */
+function isSecondStage(weightName: string): boolean {
+  return /lora_B|up_kernel/.test(weightName);
+}
+
+function uniqueWeights(layer: tfl.layers.Layer): tfl.LayerVariable[] {
+  const seen = new Set<string>();
+  const out: tfl.LayerVariable[] = [];
+  const candidates = [...layer.weights];
+  // Wrappers (LoRA, IA³, BitFit, ModulesToSave) keep the wrapped layer in a field; its kernel is the frozen base product.
+  const holder = layer as unknown as { base?: tfl.layers.Layer; baseLayer?: tfl.layers.Layer };
+  for (const wrapped of [holder.base, holder.baseLayer]) {
+    if (wrapped && layer.getClassName() !== 'ModulesToSaveWrapper' && Array.isArray(wrapped.weights)) candidates.push(...wrapped.weights);
+  }
+  for (const w of candidates) {
+    const id = String((w as unknown as { id: number }).id ?? w.name);
+    if (seen.has(id)) continue;
+    seen.add(id);
+    out.push(w);
+  }
+  return out;
+}
+
+export function countFlops(model: tfl.LayersModel, batch: number, length: number): FlopCount {
+  const products: ProductCount[] = [];
+  /** Layers whose output depends on a trainable weight (the gradient must reach through them). */
+  const dependsOnTrainable = new Set<tfl.layers.Layer>();
+  for (const layer of model.layers) {
+    const cls = layer.getClassName();
+    const node = nodeOf(layer);
+    const inputDepends = node.inboundLayers.map((l) => dependsOnTrainable.has(l));
+    const anyInputDepends = inputDepends.some(Boolean);
+    const weights = uniqueWeights(layer);
+    const layerTrainable = layer.trainable && weights.some((w) => w.trainable);
+    if (cls === 'MultiHeadAttentionCore') {
+      const width = node.inputTensors[0].shape[2] as number;
+      const once = 2 * batch * length * length * width;
+      const [dq, dk, dv] = inputDepends;
+      // Forward: S = Q·Kᵀ, O = P·V. Backward: dP = dO·Vᵀ (when Q or K need it), dV = Pᵀ·dO, dQ = dS·K, dK = dSᵀ·Q.
+      const backward = once * ((dq || dk ? 1 : 0) + (dv ? 1 : 0) + (dq ? 1 : 0) + (dk ? 1 : 0));
+      products.push({ layer: layer.name, weight: '(attention QKᵀ, PV)', mkn: [batch * length, width, length], forward: 2 * once, backward });
+    } else if (!NOT_PRODUCTS.has(cls)) {
+      // A ModulesToSave wrapper holds the original and the trained copy: only the trained copy runs.
+      const matrices = weights.filter(
+        (w) => w.shape.length === 2 && (cls !== 'ModulesToSaveWrapper' || w.trainable),
+      );
+      const shape = node.inputTensors[0].shape;
+      for (const w of matrices) {
+        const [k, n] = w.shape as [number, number];
+        const m = rows(shape, batch, length);
+        const once = 2 * m * k * n;
+        const trainable = w.trainable && layer.trainable;
+        const needsDx = anyInputDepends || (isSecondStage(w.name) && layerTrainable);
+        products.push({
+          layer: layer.name,
+          weight: w.name,
+          mkn: [m, k, n],
+          forward: once,
+          backward: (trainable ? once : 0) + (needsDx ? once : 0),
+        });
+      }
+    }
+    if (layerTrainable || anyInputDepends) dependsOnTrainable.add(layer);
+  }
+  const forward = products.reduce((s, p) => s + p.forward, 0);
+  const backward = products.reduce((s, p) => s + p.backward, 0);
+  return { forward, step: forward + backward, products };
+}

@@ -1,0 +1,94 @@
+// The fine-tuning methods the bench times. Each turns a FRESH classifier model into the model to
+// train and its trainable variables, exactly as a user would (getPeftModel + the package's config).
+// Method packages are imported dynamically: one that does not import cleanly (work in progress) is
+// skipped with the reason, the others still run.
+import type * as tf from '@tensorflow/tfjs-core';
+import type * as tfl from '@tensorflow/tfjs-layers';
+import { getPeftModel, type PeftConfig, type PeftModel } from '@tfjs-peft/core';
+
+export interface PreparedMethod {
+  model: tfl.LayersModel;
+  variables: tf.Variable[];
+  trainableParams: number;
+  peft?: PeftModel;
+}
+
+export interface MethodSpec {
+  id: string;
+  label: string;
+  /** Loads the method's package; throws when it does not import. */
+  load(): Promise<(model: tfl.LayersModel) => PreparedMethod>;
+}
+
+export const LORA_OPTIONS = {
+  r: 8,
+  loraAlpha: 16,
+  targetModules: ['query', 'value'],
+  modulesToSave: ['classifier'],
+};
+
+function fromPeft(peft: PeftModel): PreparedMethod {
+  const variables = peft.trainableVariables;
+  return { model: peft.model, variables, trainableParams: variables.reduce((s, v) => s + v.size, 0), peft };
+}
+
+function peftMethod(makeConfig: (pkg: Record<string, unknown>) => PeftConfig, pkgName: string) {
+  return async () => {
+    const pkg = (await import(pkgName)) as Record<string, unknown>;
+    return (model: tfl.LayersModel) => fromPeft(getPeftModel(model, makeConfig(pkg)));
+  };
+}
+
+type Ctor = new (options: object) => PeftConfig;
+
+export const METHODS: MethodSpec[] = [
+  {
+    id: 'full',
+    label: 'full fine-tuning',
+    load: async () => (model) => {
+      for (const layer of model.layers) layer.trainable = true;
+      const variables = model.trainableWeights.map((w) => w.read() as tf.Variable);
+      return { model, variables, trainableParams: variables.reduce((s, v) => s + v.size, 0) };
+    },
+  },
+  {
+    id: 'lora',
+    label: 'LoRA r8 q,v (+head)',
+    load: peftMethod((pkg) => new (pkg.LoraConfig as Ctor)(LORA_OPTIONS), '@tfjs-peft/lora'),
+  },
+  {
+    id: 'bitfit',
+    label: 'BitFit all biases (+head)',
+    load: peftMethod((pkg) => new (pkg.BitFitConfig as Ctor)({ modulesToSave: ['classifier'] }), '@tfjs-peft/bitfit'),
+  },
+  {
+    id: 'ia3',
+    label: 'IA³ k,v,ffn-out (+head)',
+    load: peftMethod(
+      (pkg) =>
+        new (pkg.IA3Config as Ctor)({
+          targetModules: ['key', 'value', 'ffn/output'],
+          feedforwardModules: ['ffn/output'],
+          modulesToSave: ['classifier'],
+        }),
+      '@tfjs-peft/ia3',
+    ),
+  },
+  {
+    id: 'adapters',
+    label: 'Houlsby adapters /16 (+head)',
+    load: peftMethod(
+      (pkg) => new (pkg.BottleneckConfig as Ctor)({ placement: 'houlsby', reductionFactor: 16, modulesToSave: ['classifier'] }),
+      '@tfjs-peft/adapters',
+    ),
+  },
+  {
+    id: 'prompt-tuning',
+    label: 'prompt tuning',
+    load: async () => {
+      throw new Error('no prompt-tuning package exists in packages/ yet');
+    },
+  },
+];
+
+export const DEFAULT_METHODS = METHODS.map((m) => m.id);
