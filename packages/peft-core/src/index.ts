@@ -1,3 +1,6 @@
+// Fills kernels the wasm backend lacks (gather and convolution-filter gradients).
+import './wasm-kernel-gaps';
+
 // The contract every tfjs-peft method implements, and the model-level lifecycle built on it.
 export { getPeftModel } from './get-peft-model';
 export { PeftModel, ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE } from './peft-model';
@@ -22,6 +25,7 @@ export type { LayerTransform } from './model-graph';
 export { countParameters, formatTrainableParameters } from './parameter-count';
 export type { TrainableParameterCount } from './parameter-count';
 export { frozenDense } from './frozen-dense';
+export { WASM_KERNELS_FILLED } from './wasm-kernel-gaps';
 export { ModulesToSaveWrapper, injectModulesToSave } from './modules-to-save-wrapper';
 export { parseSafetensors, serializeSafetensors } from './safetensors';
 export type { SafetensorsDtype, SafetensorsFile, SafetensorsLimits, SafetensorsTensor } from './safetensors';

@@ -575,6 +575,32 @@ export class PeftModel {
     const previous = this.currentModel;
     this.currentModel = next;
     if (previous !== next && previous !== this.baseModel) previous.dispose();
+    if (next !== this.baseModel) this.attachFrozenFitHint(next);
+  }
+
+  /**
+   * PEFT users' common trap: an adapter loaded for inference (isTrainable false) is fitted, and
+   * nothing trains. Say so, and how to fix it, when fit or fitDataset starts with nothing trainable.
+   */
+  private attachFrozenFitHint(model: tfl.LayersModel): void {
+    const warnIfFrozen = () => {
+      if (model.trainableWeights.length === 0 && this.frozenAdapters.size > 0) {
+        console.warn(
+          `[tfjs-peft] Nothing will train: adapter(s) ${[...this.frozenAdapters].join(', ')} were loaded for ` +
+            'inference. Load with PeftModel.fromPretrained(base, location, { isTrainable: true }) to continue training.',
+        );
+      }
+    };
+    const fit = model.fit.bind(model);
+    const fitDataset = model.fitDataset.bind(model);
+    model.fit = (...args: Parameters<typeof fit>) => {
+      warnIfFrozen();
+      return fit(...args);
+    };
+    model.fitDataset = ((...args: Parameters<typeof fitDataset>) => {
+      warnIfFrozen();
+      return fitDataset(...args);
+    }) as typeof model.fitDataset;
   }
 
   private requireAdapter(name: string): void {

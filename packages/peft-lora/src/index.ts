@@ -3,8 +3,11 @@ import './lora-method';
 
 export { LoraConfig } from './lora-config';
 export type { LoraConfigOptions, LoraInit, LoraBias } from './lora-config';
+export { LoraLayer } from './lora-layer';
+export type { LoraAdapter, LoraAdapterSettings, LoraLayerArgs } from './lora-layer';
 export { LoraDense } from './lora-dense';
-export type { LoraAdapterSettings, LoraDenseArgs } from './lora-dense';
+export type { LoraDenseArgs } from './lora-dense';
+export { LoraConv2D } from './lora-conv2d';
 export { loraMethod } from './lora-method';
 export { addWeightedLoraAdapter, COMBINATION_TYPES } from './lora-weighted-adapter';
 export type { CombinationType } from './lora-weighted-adapter';

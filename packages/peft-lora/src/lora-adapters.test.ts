@@ -292,12 +292,12 @@ describeEachBackend('DoRA on Dense layers', () => {
         return tf.sum(tf.square(outLayer.apply(h) as tf.Tensor)) as tf.Scalar;
       })([a.read(), b.read(), m.read()]),
     );
-    await expectTensorsClose(grads[a.read().name], expected[0], 1e-5);
-    await expectTensorsClose(grads[b.read().name], expected[1], 1e-5);
-    await expectTensorsClose(grads[m.read().name], expected[2], 1e-5);
+    await expectTensorsClose(grads[(a.read() as tf.Variable).name], expected[0], 1e-5);
+    await expectTensorsClose(grads[(b.read() as tf.Variable).name], expected[1], 1e-5);
+    await expectTensorsClose(grads[(m.read() as tf.Variable).name], expected[2], 1e-5);
     // The magnitude does not enter the norm, so its gradient also matches finite differences.
     const epsilon = 1e-2;
-    const analytic = await grads[m.read().name].data();
+    const analytic = await grads[(m.read() as tf.Variable).name].data();
     const values = Float32Array.from(await m.read().data());
     const original = tf.clone(m.read());
     for (let i = 0; i < values.length; i++) {

@@ -67,6 +67,41 @@ const OPTION_NAMES = [
   'taskType',
 ] as const;
 
+/** adapter_config.json fields fromJson reads. */
+const HANDLED_JSON_FIELDS = new Set([
+  'peft_type',
+  'target_modules',
+  'r',
+  'lora_alpha',
+  'lora_dropout',
+  'use_rslora',
+  'use_dora',
+  'layers_to_transform',
+  'layers_pattern',
+  'init_lora_weights',
+  'rank_pattern',
+  'alpha_pattern',
+  'exclude_modules',
+  'task_type',
+  'modules_to_save',
+  'bias',
+  'fan_in_fan_out',
+]);
+
+/** Descriptive fields that do not change what an adapter computes. */
+const IGNORED_METADATA_FIELDS = new Set([
+  'base_model_name_or_path',
+  'revision',
+  'inference_mode',
+  'auto_mapping',
+  'peft_version',
+  'megatron_core',
+  'megatron_config',
+  'loftq_config',
+  // Read only when use_qalora is on, which the check below refuses.
+  'qalora_group_size',
+]);
+
 /** Hugging Face PEFT's LoraConfig, in camelCase, validated on construction. */
 export class LoraConfig extends PeftConfig {
   readonly peftType = 'LORA';
@@ -170,11 +205,25 @@ export class LoraConfig extends PeftConfig {
     const unsupported: Array<[string, (v: unknown) => boolean]> = [
       ['fan_in_fan_out', (v) => v === true],
       ['bias', (v) => v != null && v !== 'none'],
+      ['init_lora_weights', (v) => v != null && v !== true && v !== false && v !== 'gaussian'],
+      ['layers_pattern', (v) => Array.isArray(v) && v.length > 1],
     ];
     for (const [field, isUsed] of unsupported) {
       if (isUsed(json[field])) {
         throw new PeftConfigError(field, json[field], 'is not supported by this version of @tfjs-peft/lora');
       }
+    }
+    // Any other field PEFT knows and we do not implement (aLoRA, layer replication, QALoRA, trainable
+    // tokens, …) must be at its "off" value: loading it otherwise would give silently wrong outputs.
+    for (const [field, value] of Object.entries(json)) {
+      if (HANDLED_JSON_FIELDS.has(field) || IGNORED_METADATA_FIELDS.has(field)) continue;
+      const off =
+        value === null ||
+        value === false ||
+        (Array.isArray(value) && value.length === 0) ||
+        (typeof value === 'object' && value !== null && Object.keys(value).length === 0);
+      if (!off)
+        throw new PeftConfigError(field, value, 'is not supported by this version of @tfjs-peft/lora');
     }
     return new LoraConfig({
       targetModules: targetModulesFromJson('target_modules', json.target_modules),

@@ -12,10 +12,17 @@ import {
   type PeftMethod,
 } from '@tfjs-peft/core';
 import { LoraConfig } from './lora-config';
+import { LoraConv2D } from './lora-conv2d';
 import { LoraDense } from './lora-dense';
+import { LoraLayer, type LoraLayerArgs } from './lora-layer';
 import { addWeightedLoraAdapter } from './lora-weighted-adapter';
 
-const SUPPORTED = ['Dense'];
+/** The LoRA layer for each supported tfjs layer class. */
+const WRAPPERS: Record<string, new (args: LoraLayerArgs) => LoraLayer> = {
+  Dense: LoraDense,
+  Conv2D: LoraConv2D,
+};
+const SUPPORTED = Object.keys(WRAPPERS);
 
 /** Model-level LoRA: wraps each targeted layer (or adds the adapter to an existing wrapper). */
 export const loraMethod: PeftMethod<LoraConfig> = {
@@ -24,8 +31,8 @@ export const loraMethod: PeftMethod<LoraConfig> = {
   addWeightedAdapter: addWeightedLoraAdapter,
   inject(model, config, adapterName) {
     const layers = collectLayers(model);
-    const wrapperOf = new Map<tfl.layers.Layer, LoraDense>();
-    for (const layer of layers) if (layer instanceof LoraDense) wrapperOf.set(layer.baseLayer, layer);
+    const wrapperOf = new Map<tfl.layers.Layer, LoraLayer>();
+    for (const layer of layers) if (layer instanceof LoraLayer) wrapperOf.set(layer.baseLayer, layer);
     // Match against the user's layers, so class-name targets ('Dense') still see wrapped layers.
     const view = layers.map((l) => (isPeftLayer(l) && l.baseLayer ? l.baseLayer : l));
     const selected = filterLayersToTransform(
@@ -40,9 +47,12 @@ export const loraMethod: PeftMethod<LoraConfig> = {
       if (!SUPPORTED.includes(layer.getClassName())) {
         throw new UnsupportedLayerError(layer.name, layer.getClassName(), SUPPORTED.join(', '));
       }
+      if (config.useDora && layer.getClassName() !== 'Dense') {
+        throw new UnsupportedLayerError(layer.name, layer.getClassName(), 'Dense (for useDora)');
+      }
     }
-    const created = new Map<tfl.layers.Layer, LoraDense>();
-    const extended: LoraDense[] = [];
+    const created = new Map<tfl.layers.Layer, LoraLayer>();
+    const extended: LoraLayer[] = [];
     try {
       for (const layer of selected) {
         const { r, alpha } = config.rankAndAlphaFor(moduleKey(layer.name));
@@ -59,7 +69,8 @@ export const loraMethod: PeftMethod<LoraConfig> = {
           existing.addAdapter(adapterName, settings);
           extended.push(existing);
         } else {
-          created.set(layer, new LoraDense({ layer, adapters: { [adapterName]: settings } }));
+          const Wrapper = WRAPPERS[layer.getClassName()];
+          created.set(layer, new Wrapper({ layer, adapters: { [adapterName]: settings } }));
         }
       }
     } catch (error) {

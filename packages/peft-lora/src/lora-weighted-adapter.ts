@@ -1,7 +1,13 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { PeftConfigError, type PeftLayer, type WeightedAdapterRequest } from '@tfjs-peft/core';
+import {
+  PeftConfigError,
+  UnsupportedLayerError,
+  type PeftLayer,
+  type WeightedAdapterRequest,
+} from '@tfjs-peft/core';
 import { LoraConfig } from './lora-config';
 import { LoraDense } from './lora-dense';
+import { LoraLayer } from './lora-layer';
 import { singularValueDecomposition } from './singular-value-decomposition';
 
 export const COMBINATION_TYPES = ['linear', 'cat', 'svd'] as const;
@@ -48,6 +54,20 @@ export async function addWeightedLoraAdapter(
     rank = ranks.reduce((a, b) => a + b, 0);
   } else {
     rank = svdRank ?? Math.max(...ranks);
+  }
+  const unsupported = layers.filter(
+    (l) =>
+      l instanceof LoraLayer &&
+      !(l instanceof LoraDense) &&
+      adapters.some((a) => l.adapterNames().includes(a)),
+  );
+  if (unsupported.length > 0) {
+    const layer = unsupported[0] as LoraLayer;
+    throw new UnsupportedLayerError(
+      layer.name,
+      layer.baseLayer.getClassName(),
+      'Dense (for addWeightedAdapter)',
+    );
   }
   const loraLayers = layers.filter(
     (l): l is LoraDense => l instanceof LoraDense && adapters.some((a) => l.adapterNames().includes(a)),
