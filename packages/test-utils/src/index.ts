@@ -29,3 +29,4 @@ export {
   type TorchFixtureAdapter,
   type TorchTensor,
 } from './torch-fixtures';
+export * from './fuzz';
