@@ -197,7 +197,7 @@ async function benchInference(
   const loraBase = withClassifierHead(loraUse.model, 2);
   const peft = getPeftModel(loraBase, new LoraConfig(LORA_OPTIONS));
   // Non-zero B (a trained adapter), so merged weights really differ from the base.
-  for (const v of peft.trainableVariables) if (v.name.includes('lora_B')) v.assign(tf.randomNormal(v.shape, 0, 0.01));
+  for (const v of peft.trainableVariables) if (v.name.includes('lora_B')) tf.tidy(() => v.assign(tf.randomNormal(v.shape, 0, 0.01)));
   const predict = (model: tfl.LayersModel) => async () => {
     const out = model.predict([data.ids, data.mask]) as tf.Tensor;
     await out.data();
