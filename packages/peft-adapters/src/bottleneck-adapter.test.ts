@@ -394,6 +394,37 @@ describeEachBackend('Bottleneck adapters after named layers (MLP, CNN)', () => {
     disposeAll(reloaded, base);
   });
 
+  it('modulesToSave trains a copy of the head beside the adapter, saved and reloaded with it', async () => {
+    const base = makeMlp();
+    const baseBefore = await snapshotWeights(base);
+    const peft = getPeftModel(base, new BottleneckConfig({ placement: { after: 'fc2' }, reductionFactor: 2, modulesToSave: ['head'] }));
+    expect(peft.getNbTrainableParameters().trainableParams).toBe(adapterParams(8, 4) + 8 * 3 + 3);
+    const x = mlpInputs(8);
+    const y = tf.tidy(() => tf.oneHot(tf.argMax(tf.slice(x, [0, 0], [8, 3]), 1), 3));
+    peft.model.compile({ optimizer: tf.train.adam(0.05), loss: (t: tf.Tensor, p: tf.Tensor) => tf.losses.softmaxCrossEntropy(t, p) });
+    await peft.model.fit(x, y, { epochs: 3, batchSize: 8, verbose: 0 });
+    expectWeightsBitIdentical(baseBefore, await snapshotWeights(base));
+    const trained = predict(peft.model, x);
+    const store = new MemoryAdapterStore();
+    await peft.saveAdapter(store);
+    const keys = [...parseSafetensors(store.files.get('adapter_model.safetensors')!).tensors.keys()].sort();
+    expect(keys).toEqual([
+      'base_model.model.fc2.adapter_down.bias',
+      'base_model.model.fc2.adapter_down.weight',
+      'base_model.model.fc2.adapter_up.bias',
+      'base_model.model.fc2.adapter_up.weight',
+      'base_model.model.head.bias',
+      'base_model.model.head.weight',
+    ]);
+    peft.model.optimizer.dispose();
+    peft.unload();
+    const reloaded = await PeftModel.fromPretrained(base, store);
+    const out = predict(reloaded.model, x);
+    await expectTensorsClose(out, trained, 1e-6);
+    tf.dispose([x, y, trained, out]);
+    disposeAll(reloaded, base);
+  });
+
   it('attach → unload, 20 times, leaves no tensor and no variable behind', async () => {
     const base = makeMlp();
     const x = mlpInputs();
