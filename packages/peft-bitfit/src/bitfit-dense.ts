@@ -1,7 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
-import { AdapterNameError, moduleKey, type PeftLayer } from '@tfjs-peft/core';
-import { frozenDenseExact } from './frozen-dense-exact';
+import { AdapterNameError, applyFrozenDense, moduleKey, type PeftLayer } from '@tfjs-peft/core';
 
 type LayerVariable = tfl.LayerVariable;
 type Kwargs = Record<string, unknown>;
@@ -96,7 +95,14 @@ export class BitFitDense extends tfl.layers.Layer implements PeftLayer {
     if (!baseBias) throw new Error(`BitFitDense: layer "${this.baseLayer.name}" has no bias`);
     for (const [name, variable] of this.biases) {
       if (variable) continue;
-      const bias = this.addWeight(`bias_${name}`, [this.units], 'float32', tfl.initializers.zeros(), undefined, true);
+      const bias = this.addWeight(
+        `bias_${name}`,
+        [this.units],
+        'float32',
+        tfl.initializers.zeros(),
+        undefined,
+        true,
+      );
       // Same name whether created now or in build() (a loaded model), so saved models find it.
       (bias as unknown as { originalName: string }).originalName = `${this.name}/bias_${name}`;
       // The base value (tfjs assigns by reference: no new memory until the bias trains).
@@ -137,9 +143,7 @@ export class BitFitDense extends tfl.layers.Layer implements PeftLayer {
     return tf.tidy(() => {
       const x = Array.isArray(inputs) ? inputs[0] : inputs;
       const base = this.base;
-      return frozenDenseExact(x, base.kernel.read(), this.effectiveBias(), base.activation.getClassName(), (y) =>
-        base.activation.apply(y),
-      );
+      return applyFrozenDense(x, base.kernel.read(), this.effectiveBias(), base.activation);
     });
   }
 

@@ -10,4 +10,3 @@ export type { BitFitLayerNormArgs } from './bitfit-layer-norm';
 export { bitFitMethod, planBitFit } from './bitfit-method';
 export type { BitFitPlan } from './bitfit-method';
 export { NoBiasError } from './bitfit-errors';
-export { frozenDenseExact } from './frozen-dense-exact';

@@ -1,11 +1,11 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
-import { frozenDense } from './frozen-dense';
+import { applyFrozenDense } from './frozen-dense';
 
 interface DenseInternals {
   kernel: tfl.LayerVariable;
   bias: tfl.LayerVariable | null;
-  activation: { apply(x: tf.Tensor): tf.Tensor };
+  activation: { apply(x: tf.Tensor): tf.Tensor; getClassName(): string };
   call: tfl.layers.Layer['call'];
 }
 
@@ -24,8 +24,12 @@ export function installFrozenPath(layer: tfl.layers.Layer): (() => void) | null 
     if (dense.kernel.trainable) return previous.call(this, inputs, kwargs);
     return tf.tidy(() => {
       const x = Array.isArray(inputs) ? inputs[0] : inputs;
-      const bias = dense.bias ? dense.bias.read() : null;
-      return dense.activation.apply(frozenDense(x, dense.kernel.read(), bias));
+      return applyFrozenDense(
+        x,
+        dense.kernel.read(),
+        dense.bias ? dense.bias.read() : null,
+        dense.activation,
+      );
     });
   };
   return () => {
