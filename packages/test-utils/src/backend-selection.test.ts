@@ -12,11 +12,17 @@ describe('backend selection', () => {
     }
   });
 
-  it('defaults to all four backends, tensorflow optional', () => {
+  it('defaults to all four backends, tensorflow and webgpu optional unless strict (CI)', () => {
+    const strict = process.env.TFJS_PEFT_STRICT_BACKENDS;
     delete process.env.TFJS_PEFT_BACKENDS;
     delete process.env.TFJS_PEFT_OPTIONAL_BACKENDS;
+    delete process.env.TFJS_PEFT_STRICT_BACKENDS;
     expect(selectedBackends()).toEqual([...ALL_BACKENDS]);
+    expect(optionalBackends()).toEqual(['tensorflow', 'webgpu']);
+    process.env.TFJS_PEFT_STRICT_BACKENDS = '1';
     expect(optionalBackends()).toEqual(['tensorflow']);
+    if (strict === undefined) delete process.env.TFJS_PEFT_STRICT_BACKENDS;
+    else process.env.TFJS_PEFT_STRICT_BACKENDS = strict;
   });
 
   it('reads the environment, and the globals first', () => {
