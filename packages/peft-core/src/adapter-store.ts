@@ -217,16 +217,24 @@ class LocalStorageAdapterStore implements AdapterStore {
 
   async writeFiles(files: ReadonlyMap<string, Uint8Array>): Promise<void> {
     const storage = this.storage();
-    const written: string[] = [];
+    // Items written so far, with the values they replaced: a failed save puts those back, so the
+    // previous adapter at this key survives (removing the new items alone would delete its weights).
+    const written: Array<{ item: string; previous: string | null }> = [];
     const order = [...files.keys()].sort((a, b) => Number(a.endsWith('.json')) - Number(b.endsWith('.json')));
+    for (const path of order) checkRelativePath(path);
     try {
       for (const path of order) {
-        const item = `tfjs-peft/${this.key}/${checkRelativePath(path)}`;
+        const item = `tfjs-peft/${this.key}/${path}`;
+        const previous = storage.getItem(item);
         storage.setItem(item, bytesToBase64(files.get(path)!));
-        written.push(item);
+        written.push({ item, previous });
       }
     } catch (error) {
-      written.forEach((item) => storage.removeItem(item));
+      for (const { item, previous } of written.reverse()) {
+        storage.removeItem(item);
+        // The previous value fitted before this save began, and the new one is gone again.
+        if (previous !== null) storage.setItem(item, previous);
+      }
       throw new AdapterIOError(this.url, `could not write the adapter: ${(error as Error).message}`);
     }
   }
