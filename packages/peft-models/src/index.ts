@@ -40,3 +40,13 @@ export type {
   GraphModelJson,
 } from './use-lite/load-universal-sentence-encoder-lite';
 export type { EncodedBatch, Vocabulary } from './use-lite/sentence-piece-tokenizer';
+
+// Hugging Face BERT checkpoints (config.json + model.safetensors).
+export {
+  bertFromHuggingFace,
+  buildBertForSequenceClassification,
+  loadBertWeights,
+  bertEncoderConfig,
+  FirstTokenPooling,
+} from './huggingface/load-bert';
+export type { HuggingFaceBertConfig } from './huggingface/load-bert';
