@@ -30,3 +30,4 @@ export {
   type TorchTensor,
 } from './torch-fixtures';
 export * from './fuzz';
+export * from './soak';
