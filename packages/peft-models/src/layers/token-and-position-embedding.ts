@@ -6,13 +6,16 @@ import {
   serialization,
   slice,
   tidy,
+  tile,
+  concat,
+  expandDims,
   type Tensor,
   type Tensor2D,
 } from '@tensorflow/tfjs-core';
 import { initializers, layers, type LayerVariable, type Shape } from '@tensorflow/tfjs-layers';
 import { embeddingLookup } from '../ops/embedding-lookup';
 import { sinusoidalPositions } from '../ops/sinusoidal-positions';
-import { asShapeList, asTensorList, type LayerArgs } from './layer-args';
+import { asShapeList, asTensorList, type Kwargs, type LayerArgs } from './layer-args';
 
 export type PositionEncoding = 'sinusoidal' | 'learned' | 'none';
 
@@ -74,15 +77,27 @@ export class TokenAndPositionEmbedding extends layers.Layer {
     return [...ids, this.embeddingSize];
   }
 
-  override call(inputs: Tensor | Tensor[]): Tensor {
+  /**
+   * `kwargs.prefixEmbeddings` (optional, [n, dim] or [batch, n, dim]): vectors prepended to the
+   * (scaled) token embeddings before positions are added, so they take positions 0..n−1 and the
+   * tokens n..n+length−1 (prompt tuning's virtual tokens, as Hugging Face models see `inputs_embeds`).
+   */
+  override call(inputs: Tensor | Tensor[], kwargs: Kwargs = {}): Tensor {
     return tidy(() => {
       const ids = cast(asTensorList(inputs)[0], 'int32');
-      const length = ids.shape[1] as number;
+      const prefix = kwargs.prefixEmbeddings as Tensor | undefined;
+      const length =
+        (ids.shape[1] as number) + (prefix == null ? 0 : (prefix.shape[prefix.rank - 2] as number));
       if (length > this.maxPositions && this.positionEncoding === 'learned') {
         throw new Error(`Sequence length ${length} exceeds maxPositions ${this.maxPositions}.`);
       }
       let x = embeddingLookup(this.table.read() as Tensor2D, ids);
       if (this.tokenScale !== 1) x = mul(x, scalar(this.tokenScale));
+      if (prefix != null) {
+        const batch = ids.shape[0] as number;
+        const rows = prefix.rank === 2 ? tile(expandDims(prefix, 0), [batch, 1, 1]) : prefix;
+        x = concat([rows, x], 1);
+      }
       if (this.positionEncoding === 'sinusoidal') {
         x = add(x, sinusoidalPositions(length, this.embeddingSize));
       } else if (this.positionTable != null) {
