@@ -4,6 +4,9 @@ import { AdapterNameError, moduleKey, type PeftLayer } from '@tfjs-peft/core';
 import type { BottleneckInit, BottleneckLayerNorm, BottleneckNonLinearity } from './bottleneck-config';
 import { AdapterNotMergeableError } from './bottleneck-errors';
 
+const NOT_LINEAR =
+  'up(act(down(h))) is not linear; keep them unmerged, or use LoRA/IA³ for mergeable adapters';
+
 type LayerVariable = tfl.LayerVariable;
 type Kwargs = Record<string, unknown>;
 type Initializer = ReturnType<typeof tfl.initializers.zeros>;
@@ -64,6 +67,7 @@ const LAYER_NORM_EPSILON = 1e-5;
 export class BottleneckAdapter extends tfl.layers.Layer implements PeftLayer {
   static className = 'BottleneckAdapter';
   readonly isPeftLayer = true as const;
+  readonly mergeable = false;
   readonly peftType = 'BOTTLENECK';
   readonly baseLayer = null;
   readonly kind: BottleneckAdapterKind;
@@ -143,10 +147,7 @@ export class BottleneckAdapter extends tfl.layers.Layer implements PeftLayer {
     return (this.kind === 'parallel' ? (inputShape as tfl.Shape[])[0] : inputShape) as tfl.Shape;
   }
 
-  override computeMask(
-    _inputs: tf.Tensor | tf.Tensor[],
-    mask?: tf.Tensor | tf.Tensor[],
-  ): tf.Tensor {
+  override computeMask(_inputs: tf.Tensor | tf.Tensor[], mask?: tf.Tensor | tf.Tensor[]): tf.Tensor {
     // tfjs's typings say Tensor, but a layer with no mask returns null (as Layer.computeMask does).
     if (mask == null) return null as unknown as tf.Tensor;
     return Array.isArray(mask) ? (mask[0] ?? (null as unknown as tf.Tensor)) : mask;
@@ -222,11 +223,11 @@ export class BottleneckAdapter extends tfl.layers.Layer implements PeftLayer {
   }
 
   merge(names: readonly string[]): void {
-    throw new AdapterNotMergeableError(this.name, names);
+    throw new AdapterNotMergeableError(this.name, names, NOT_LINEAR);
   }
 
   findNonFiniteMerge(names: readonly string[]): Promise<string | null> {
-    return Promise.reject(new AdapterNotMergeableError(this.name, names));
+    return Promise.reject(new AdapterNotMergeableError(this.name, names, NOT_LINEAR));
   }
 
   /** Nothing is ever merged. */

@@ -1,4 +1,4 @@
-import { PeftConfigError, PeftError } from '@tfjs-peft/core';
+import { PeftConfigError } from '@tfjs-peft/core';
 
 /** The reduction factor leaves no bottleneck: floor(width / reductionFactor) < 1 for this layer. */
 export class BottleneckSizeError extends PeftConfigError {
@@ -16,16 +16,5 @@ export class BottleneckSizeError extends PeftConfigError {
   }
 }
 
-/** Bottleneck adapters are non-linear: there is no weight to fold them into. */
-export class AdapterNotMergeableError extends PeftError {
-  constructor(
-    readonly layerName: string,
-    readonly adapterNames: readonly string[],
-  ) {
-    super(
-      `Adapters ${adapterNames.join(', ')} on layer "${layerName}" are bottleneck adapters: ` +
-        'up(act(down(h))) is not linear, so it cannot be merged into the base weights; ' +
-        'keep the adapters unmerged (or use LoRA/IA³ for merge-able adapters)',
-    );
-  }
-}
+/** Bottleneck adapters are non-linear: there is no weight to fold them into (peft-core's error). */
+export { AdapterNotMergeableError } from '@tfjs-peft/core';

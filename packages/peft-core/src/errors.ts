@@ -88,6 +88,19 @@ export class AdapterMismatchError extends PeftError {
   }
 }
 
+/** A layer's adapters cannot be folded into the base weights (e.g. non-linear bottleneck adapters). */
+export class AdapterNotMergeableError extends PeftError {
+  constructor(
+    readonly layerName: string,
+    readonly adapterNames: readonly string[],
+    why = "its adapters are not a change of the layer's weights",
+  ) {
+    super(
+      `Adapters ${adapterNames.join(', ')} on layer "${layerName}" cannot be merged into the base weights: ${why}; nothing was merged`,
+    );
+  }
+}
+
 /** Merging would write NaN or Inf into a base weight. */
 export class NonFiniteWeightError extends PeftError {
   constructor(

@@ -59,5 +59,6 @@ export {
   AdapterFormatError,
   AdapterMismatchError,
   NonFiniteWeightError,
+  AdapterNotMergeableError,
   AdapterIOError,
 } from './errors';

@@ -9,8 +9,13 @@ export interface PeftLayer {
   readonly isPeftLayer: true;
   readonly name: string;
   readonly peftType: string;
-  /** The layer this one wraps; null for layers a method inserted, which unloading removes. */
+  /**
+   * The layer this one wraps; null for layers a method inserted, which unloading removes by passing
+   * their first input through (so an inserted layer with several inputs takes the main path first).
+   */
   readonly baseLayer: tfl.layers.Layer | null;
+  /** False for layers whose adapters cannot be folded into weights (inserted adapters); mergeAdapter refuses them up front. */
+  readonly mergeable?: boolean;
   /** The module path used in saved keys: `base_model.model.<moduleName>.<suffix>`. */
   readonly moduleName: string;
   adapterNames(): string[];

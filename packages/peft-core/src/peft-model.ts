@@ -8,6 +8,7 @@ import {
 } from './adapter-store';
 import {
   AdapterIOError,
+  AdapterNotMergeableError,
   NonFiniteWeightError,
   AdapterMismatchError,
   AdapterNameError,
@@ -244,6 +245,13 @@ export class PeftModel {
       );
       if (names.length) plan.push([layer, names]);
     }
+    const unmergeable = plan.find(([layer]) => layer.mergeable === false);
+    if (unmergeable)
+      throw new AdapterNotMergeableError(
+        unmergeable[0].name,
+        unmergeable[1],
+        `${unmergeable[0].peftType} adapters are not linear`,
+      );
     if (safeMerge) {
       for (const [layer, names] of plan) {
         const problem = await layer.findNonFiniteMerge(names);
@@ -280,6 +288,11 @@ export class PeftModel {
     this.replaceModel(this.baseModel);
     this.unloaded = true;
     return this.baseModel;
+  }
+
+  /** Frees every adapter and the adapted graph, and gives the base model back as it was (same as unload()). */
+  dispose(): void {
+    if (!this.unloaded) this.unload();
   }
 
   // ---------------------------------------------------------------- persistence

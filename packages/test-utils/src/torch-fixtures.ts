@@ -210,8 +210,8 @@ function tfjsLayer(layer: TorchFixtureLayer): tfl.layers.Layer {
       return tfl.layers.conv2d({
         name: layer.name,
         filters: layer.out_channels!,
-        kernelSize: k,
-        strides: s,
+        kernelSize: [k[0], k[1]],
+        strides: [s[0], s[1]],
         dilationRate: [d[0], d[1]],
         padding,
         useBias: !!layer.bias,
