@@ -1,0 +1,88 @@
+import * as tf from '@tensorflow/tfjs-core';
+import * as tfl from '@tensorflow/tfjs-layers';
+import { PromptOwnerLayer } from './prompt-embedding';
+import type { PromptParameters } from './prompt-parameters';
+
+type Kwargs = Record<string, unknown>;
+
+/**
+ * Prefix tuning around one attention core (`MultiHeadAttentionCore` of @tfjs-peft/models, inputs
+ * `[query, key, value, keyMask?]`): keys become [prefixK; keys], values [prefixV; values], the mask
+ * [1…1; mask]. All layers read one prompt tensor [n, numLayers·2·width] (PEFT's layout: for layer
+ * i, columns [2i·width, (2i+1)·width) are the key prefix and the next `width` the value prefix),
+ * held by layer 0, which alone reports the adapter's variables and saved state.
+ */
+export class PrefixAttention extends PromptOwnerLayer {
+  static className = 'PrefixAttention';
+  readonly peftType = 'PREFIX_TUNING';
+  readonly baseLayer: tfl.layers.Layer;
+
+  constructor(
+    args: { name: string; core: tfl.layers.Layer; layerIndex: number; width: number },
+    private readonly owner: PrefixAttention | null,
+  ) {
+    super({ name: args.name, trainable: true });
+    this.baseLayer = args.core;
+    this.layerIndex = args.layerIndex;
+    this.width = args.width;
+    this.built = true;
+  }
+
+  readonly layerIndex: number;
+  readonly width: number;
+
+  protected override get ownsParameters(): boolean {
+    return this.owner === null;
+  }
+
+  /** Registers an adapter; on layers other than the owner, `parameters` is the owner's (shared). */
+  override addPrompt(name: string, parameters: PromptParameters): void {
+    super.addPrompt(name, parameters);
+  }
+
+  override build(): void {
+    this.built = true;
+  }
+
+  override computeOutputShape(inputShape: tfl.Shape | tfl.Shape[]): tfl.Shape | tfl.Shape[] {
+    return this.baseLayer.computeOutputShape(inputShape);
+  }
+
+  /** Prompts are read through the owner, so that a fold or load there is seen by every layer. */
+  private source(): PromptOwnerLayer {
+    return this.owner ?? this;
+  }
+
+  override activePrompt(): tf.Tensor2D | null {
+    if (!this.enabled || this.active.length === 0) return null;
+    const owner = this.source() as PrefixAttention;
+    const values = this.active.map((n) => owner.prompts.get(n)!.value());
+    return values.length === 1 ? values[0] : (tf.concat(values, 0) as tf.Tensor2D);
+  }
+
+  override call(inputs: tf.Tensor | tf.Tensor[], kwargs: Kwargs): tf.Tensor | tf.Tensor[] {
+    return tf.tidy(() => {
+      const list = Array.isArray(inputs) ? inputs : [inputs];
+      const callArgs = { ...kwargs };
+      delete callArgs.mask;
+      const prompt = this.activePrompt();
+      if (prompt === null) return this.baseLayer.call(list, callArgs);
+      const [query, key, value, mask] = list;
+      const n = prompt.shape[0];
+      const batch = query.shape[0];
+      const w = this.width;
+      const prefix = (offset: number) =>
+        tf.tile(tf.expandDims(tf.slice(prompt, [0, offset], [n, w]), 0), [batch, 1, 1]);
+      const keys = tf.concat([prefix(2 * this.layerIndex * w), key], 1);
+      const values = tf.concat([prefix((2 * this.layerIndex + 1) * w), value], 1);
+      const next = [query, keys, values];
+      if (mask != null) next.push(tf.concat([tf.ones([batch, n], mask.dtype), mask], 1));
+      return this.baseLayer.call(next, callArgs);
+    });
+  }
+
+  override getConfig(): tf.serialization.ConfigDict {
+    return { ...super.getConfig(), layerIndex: this.layerIndex, width: this.width };
+  }
+}
+tf.serialization.registerClass(PrefixAttention);

@@ -1,0 +1,390 @@
+import * as tf from '@tensorflow/tfjs-core';
+import * as tfl from '@tensorflow/tfjs-layers';
+import {
+  collectLayers,
+  PeftConfigError,
+  PeftError,
+  rebuildModel,
+  registerPeftMethod,
+  type PeftMethod,
+  type PeftModel,
+} from '@tfjs-peft/core';
+import {
+  PrefixTuningConfig,
+  PromptEncoderConfig,
+  PromptTuningConfig,
+  type PromptLearningConfig,
+  type PromptTokenizer,
+} from './prompt-config';
+import { NoAttentionLayerError, NoEmbeddingLayerError, TokenDimMismatchError } from './prompt-errors';
+import { PromptAttentionMask, PromptEmbedding, PromptOwnerLayer } from './prompt-embedding';
+import { PrefixAttention } from './prefix-attention';
+import { lstmEncoder, mlpEncoder, PromptParameters } from './prompt-parameters';
+
+type Layer = tfl.layers.Layer;
+type SymbolicTensor = tfl.SymbolicTensor;
+
+const EMBEDDING_CLASSES = ['Embedding', 'TokenAndPositionEmbedding'];
+/** Names of a model input treated as the attention mask (extended with ones for the virtual tokens). */
+export const ATTENTION_MASK_INPUT_NAMES = ['attention_mask'];
+
+interface EmbeddingInfo {
+  layer: Layer;
+  /** Wrap (TokenAndPositionEmbedding) or insert after (tf.layers.embedding). */
+  wrap: boolean;
+  width: number;
+  vocabSize: number;
+  /** Token embeddings of ids as the model computes them before positions: [ids.length, width]. */
+  embed(ids: tf.Tensor1D): tf.Tensor2D;
+}
+
+function isFedByInput(layer: Layer): boolean {
+  const node = layer.inboundNodes[0];
+  return !!node && node.inboundLayers.length === 1 && node.inboundLayers[0].getClassName() === 'InputLayer';
+}
+
+function embeddingInfo(model: tfl.LayersModel): EmbeddingInfo {
+  const candidates = collectLayers(model).filter(
+    (l) => EMBEDDING_CLASSES.includes(l.getClassName()) && isFedByInput(l),
+  );
+  if (candidates.length === 0) {
+    const summary = collectLayers(model)
+      .slice(0, 12)
+      .map((l) => `${l.name} (${l.getClassName()})`)
+      .join(', ');
+    throw new NoEmbeddingLayerError(model.name, summary);
+  }
+  const layer = candidates.find((l) => l.name === 'embeddings') ?? candidates[0];
+  const table = () => {
+    const w = layer.weights.find((v) => /(^|\/)embeddings(_\d+)?$/.test(v.originalName)) ?? layer.weights[0];
+    return w.read() as tf.Tensor2D;
+  };
+  if (layer.getClassName() === 'Embedding') {
+    const config = layer.getConfig() as { outputDim: number; inputDim: number };
+    return {
+      layer,
+      wrap: false,
+      width: config.outputDim,
+      vocabSize: config.inputDim,
+      embed: (ids) => tf.gather(table(), ids) as tf.Tensor2D,
+    };
+  }
+  const tpe = layer as unknown as { embeddingSize: number; vocabSize: number; tokenScale: number };
+  return {
+    layer,
+    wrap: true,
+    width: tpe.embeddingSize,
+    vocabSize: tpe.vocabSize,
+    embed: (ids) =>
+      tf.tidy(() => {
+        const rows = tf.gather(table(), ids) as tf.Tensor2D;
+        return tpe.tokenScale === 1 ? rows : (tf.mul(rows, tpe.tokenScale) as tf.Tensor2D);
+      }),
+  };
+}
+
+function attentionCores(model: tfl.LayersModel): Layer[] {
+  return collectLayers(model).filter((l) => l.getClassName() === 'MultiHeadAttentionCore');
+}
+
+function inputWidth(layer: Layer, index: number): number {
+  const shapes = layer.inboundNodes[0].inputShapes as tfl.Shape[];
+  return shapes[index][shapes[index].length - 1] as number;
+}
+
+/** Fills token_dim / num_layers / num_attention_heads from the model, or checks them (PEFT fills them too). */
+function settle(
+  config: PromptLearningConfig,
+  field: 'tokenDim' | 'numLayers' | 'numAttentionHeads',
+  value: number,
+  where: string,
+): void {
+  const json = { tokenDim: 'token_dim', numLayers: 'num_layers', numAttentionHeads: 'num_attention_heads' }[
+    field
+  ];
+  if (config[field] == null) config[field] = value;
+  else if (config[field] !== value) throw new TokenDimMismatchError(json, config[field]!, value, where);
+}
+
+function describeAttention(model: tfl.LayersModel, config: PromptLearningConfig): void {
+  const cores = attentionCores(model);
+  if (cores.length === 0) return;
+  if (config.numLayers == null) config.numLayers = cores.length;
+  if (config.numAttentionHeads == null)
+    config.numAttentionHeads = (cores[0] as unknown as { numHeads: number }).numHeads;
+}
+
+function tokenIds(tokenizer: PromptTokenizer, text: string): number[] {
+  const out = typeof tokenizer === 'function' ? tokenizer(text) : tokenizer.encode(text);
+  const ids = Array.isArray(out) ? out : (out as { ids: readonly number[] }).ids;
+  return [...ids];
+}
+
+/** PEFT's TEXT init: the tokenised text, cut to n tokens or repeated until n. */
+export function initTokenIds(ids: readonly number[], n: number): number[] {
+  if (ids.length === 0) throw new PeftConfigError('promptTuningInitText', ids, 'tokenises to no tokens');
+  const out: number[] = [];
+  while (out.length < n) out.push(...ids);
+  return out.slice(0, n);
+}
+
+function initialValues(config: PromptLearningConfig, info: EmbeddingInfo): tf.Tensor2D {
+  const n = config.numVirtualTokens;
+  if (config instanceof PromptTuningConfig && config.promptTuningInit !== 'random') {
+    let ids: number[];
+    if (config.promptTuningInit === 'text') {
+      ids = initTokenIds(tokenIds(config.tokenizer!, config.promptTuningInitText!), n);
+      const bad = ids.find((id) => !Number.isInteger(id) || id < 0 || id >= info.vocabSize);
+      if (bad !== undefined)
+        throw new PeftConfigError('tokenizer', bad, `produced a token id outside [0, ${info.vocabSize})`);
+    } else {
+      ids = Array.from({ length: n }, () => Math.floor(Math.random() * info.vocabSize));
+    }
+    return tf.tidy(() => info.embed(tf.tensor1d(ids, 'int32')));
+  }
+  // PEFT's RANDOM init: torch.nn.Embedding's N(0, 1).
+  return tf.randomNormal([n, info.width]) as tf.Tensor2D;
+}
+
+function buildParameters(
+  owner: PromptOwnerLayer,
+  config: PromptLearningConfig,
+  adapterName: string,
+  width: number,
+  init: () => tf.Tensor2D,
+): PromptParameters {
+  const create = owner.variableFactory;
+  const n = config.numVirtualTokens;
+  const created: tfl.LayerVariable[] = [];
+  try {
+    if (config instanceof PromptEncoderConfig) {
+      const dim = config.tokenDim!;
+      const hidden = config.encoderHiddenSize ?? dim;
+      config.encoderHiddenSize = hidden;
+      const embedding = create(
+        `prompt_embeddings_${adapterName}`,
+        [n, dim],
+        tfl.initializers.randomNormal({ mean: 0, stddev: 1 }),
+      );
+      created.push(embedding);
+      const encoder =
+        config.encoderReparameterizationType === 'MLP'
+          ? mlpEncoder(create, `mlp_head_${adapterName}`, [dim, hidden, hidden, width], 'relu')
+          : lstmEncoder(create, `lstm_head_${adapterName}`, dim, hidden, config.encoderNumLayers, width);
+      return new PromptParameters(embedding, encoder, width);
+    }
+    if (config instanceof PrefixTuningConfig && config.prefixProjection) {
+      const dim = config.tokenDim!;
+      const hidden = config.encoderHiddenSize ?? dim;
+      config.encoderHiddenSize = hidden;
+      const embedding = create(
+        `prefix_embeddings_${adapterName}`,
+        [n, dim],
+        tfl.initializers.randomNormal({ mean: 0, stddev: 1 }),
+      );
+      created.push(embedding);
+      return new PromptParameters(
+        embedding,
+        mlpEncoder(create, `prefix_transform_${adapterName}`, [dim, hidden, width], 'tanh'),
+        width,
+      );
+    }
+    const values = init();
+    const embedding = create(`prompt_embeddings_${adapterName}`, [n, width], tfl.initializers.zeros());
+    embedding.write(values);
+    values.dispose();
+    return new PromptParameters(embedding, null, width);
+  } catch (error) {
+    created.forEach((v) => v.dispose());
+    throw error;
+  }
+}
+
+/** Drops PEFT's automatic SEQ_CLS heads ('classifier', 'score') that this model does not have. */
+function keepPresentHeads(model: tfl.LayersModel, config: PromptLearningConfig): void {
+  if (config.taskType !== 'SEQ_CLS' || !config.modulesToSave) return;
+  const names = new Set(collectLayers(model).map((l) => l.name));
+  const kept = config.modulesToSave.filter((m) => names.has(m) || !['classifier', 'score'].includes(m));
+  (config as { modulesToSave: string[] | null }).modulesToSave = kept.length ? kept : null;
+}
+
+function uniqueName(model: tfl.LayersModel, wanted: string): string {
+  const taken = new Set(collectLayers(model).map((l) => l.name));
+  let name = wanted;
+  for (let i = 2; taken.has(name); i++) name = `${wanted}_${i}`;
+  return name;
+}
+
+/** Prompt tuning and P-tuning: virtual tokens after the embedding layer, the attention mask extended. */
+function injectVirtualTokens(
+  model: tfl.LayersModel,
+  config: PromptLearningConfig,
+  adapterName: string,
+): tfl.LayersModel {
+  keepPresentHeads(model, config);
+  const existing = collectLayers(model).find((l): l is PromptEmbedding => l instanceof PromptEmbedding);
+  if (existing) {
+    settle(config, 'tokenDim', existing.width, `the prompt layer "${existing.name}"`);
+    describeAttention(model, config);
+    const info = embeddingInfoOf(existing);
+    existing.addPrompt(
+      adapterName,
+      buildParameters(existing, config, adapterName, existing.width, () => initialValues(config, info)),
+    );
+    return model;
+  }
+  const info = embeddingInfo(model);
+  settle(config, 'tokenDim', info.width, `embedding layer "${info.layer.name}"`);
+  describeAttention(model, config);
+  const prompt = new PromptEmbedding({
+    name: uniqueName(model, `${info.layer.name}/prompt`),
+    peftType: config.peftType,
+    embeddingLayer: info.layer,
+    wrap: info.wrap,
+    width: info.width,
+  });
+  embeddingInfos.set(prompt, info);
+  prompt.addPrompt(
+    adapterName,
+    buildParameters(prompt, config, adapterName, info.width, () => initialValues(config, info)),
+  );
+  const maskInput = model.inputs.find((t) => ATTENTION_MASK_INPUT_NAMES.includes(t.sourceLayer.name)) ?? null;
+  const maskLayer = maskInput
+    ? new PromptAttentionMask({ name: uniqueName(model, `${maskInput.sourceLayer.name}/prompt`) }, prompt)
+    : null;
+  let extendedMask: SymbolicTensor | null = null;
+  try {
+    return rebuildModel(model, (layer, inputs, callArgs) => {
+      if (layer === info.layer) {
+        if (info.wrap) return prompt.apply(inputs, callArgs) as SymbolicTensor;
+        return prompt.apply(layer.apply(inputs, callArgs) as SymbolicTensor) as SymbolicTensor;
+      }
+      if (!maskInput || !maskLayer) return undefined;
+      const list = Array.isArray(inputs) ? inputs : [inputs];
+      if (!list.includes(maskInput)) return undefined;
+      extendedMask ??= maskLayer.apply(maskInput) as SymbolicTensor;
+      const replaced = list.map((t) => (t === maskInput ? extendedMask! : t));
+      return layer.apply(Array.isArray(inputs) ? replaced : replaced[0], callArgs) as SymbolicTensor;
+    });
+  } catch (error) {
+    prompt.disposeWeights();
+    throw error;
+  }
+}
+
+const embeddingInfos = new WeakMap<PromptEmbedding, EmbeddingInfo>();
+function embeddingInfoOf(layer: PromptEmbedding): EmbeddingInfo {
+  const info = embeddingInfos.get(layer);
+  if (!info) throw new PeftError(`Prompt layer "${layer.name}" was not created by this package`);
+  return info;
+}
+
+function injectPrefix(
+  model: tfl.LayersModel,
+  config: PrefixTuningConfig,
+  adapterName: string,
+): tfl.LayersModel {
+  keepPresentHeads(model, config);
+  const existing = collectLayers(model).filter((l): l is PrefixAttention => l instanceof PrefixAttention);
+  if (existing.length) {
+    const owner = existing.find((l) => l.layerIndex === 0)!;
+    settle(config, 'tokenDim', owner.width, 'the attention layers');
+    settle(config, 'numLayers', existing.length, 'the model (attention layers)');
+    if (config.numAttentionHeads == null)
+      config.numAttentionHeads = (owner.baseLayer as unknown as { numHeads: number }).numHeads;
+    const parameters = buildParameters(
+      owner,
+      config,
+      adapterName,
+      2 * existing.length * owner.width,
+      () => tf.randomNormal([config.numVirtualTokens, 2 * existing.length * owner.width]) as tf.Tensor2D,
+    );
+    existing.forEach((l) => l.addPrompt(adapterName, parameters));
+    return model;
+  }
+  const cores = attentionCores(model);
+  if (cores.length === 0) throw new NoAttentionLayerError(model.name);
+  const width = inputWidth(cores[0], 1);
+  cores.forEach((core) => {
+    settle(config, 'tokenDim', inputWidth(core, 1), `attention layer "${core.name}" (key width)`);
+    settle(config, 'tokenDim', inputWidth(core, 2), `attention layer "${core.name}" (value width)`);
+  });
+  settle(config, 'numLayers', cores.length, 'the model (attention layers)');
+  settle(
+    config,
+    'numAttentionHeads',
+    (cores[0] as unknown as { numHeads: number }).numHeads,
+    `attention layer "${cores[0].name}"`,
+  );
+  let owner: PrefixAttention | null = null;
+  const wrappers = new Map<Layer, PrefixAttention>();
+  cores.forEach((core, i) => {
+    const wrapper = new PrefixAttention(
+      { name: uniqueName(model, `${core.name}/prefix`), core, layerIndex: i, width },
+      owner,
+    );
+    owner ??= wrapper;
+    wrappers.set(core, wrapper);
+  });
+  const prefixWidth = 2 * cores.length * width;
+  const parameters = buildParameters(
+    owner!,
+    config,
+    adapterName,
+    prefixWidth,
+    () =>
+      // PEFT's prefix without projection: torch.nn.Embedding's N(0, 1).
+      tf.randomNormal([config.numVirtualTokens, prefixWidth]) as tf.Tensor2D,
+  );
+  wrappers.forEach((w) => w.addPrompt(adapterName, parameters));
+  try {
+    return rebuildModel(model, (layer, inputs) => {
+      const wrapper = wrappers.get(layer);
+      return wrapper ? (wrapper.apply(inputs) as SymbolicTensor) : undefined;
+    });
+  } catch (error) {
+    owner!.disposeWeights();
+    throw error;
+  }
+}
+
+export const promptTuningMethod: PeftMethod<PromptTuningConfig> = {
+  peftType: 'PROMPT_TUNING',
+  configFromJson: (json) => PromptTuningConfig.fromJson(json),
+  inject: injectVirtualTokens,
+};
+
+export const promptEncoderMethod: PeftMethod<PromptEncoderConfig> = {
+  peftType: 'P_TUNING',
+  configFromJson: (json) => PromptEncoderConfig.fromJson(json),
+  inject: injectVirtualTokens,
+};
+
+export const prefixTuningMethod: PeftMethod<PrefixTuningConfig> = {
+  peftType: 'PREFIX_TUNING',
+  configFromJson: (json) => PrefixTuningConfig.fromJson(json),
+  inject: injectPrefix,
+};
+
+registerPeftMethod(promptTuningMethod);
+registerPeftMethod(promptEncoderMethod);
+registerPeftMethod(prefixTuningMethod);
+
+/**
+ * Folds the reparameterisation (prefix MLP, P-tuning MLP/LSTM) of the given adapters (all by
+ * default) into plain prompt tables holding its current output — what PEFT saves, and what
+ * inference needs. The adapters keep training as plain prompts afterwards.
+ */
+export function foldPromptEncoders(peft: PeftModel, adapterNames?: readonly string[]): void {
+  for (const layer of peft.peftLayers()) {
+    if (
+      layer instanceof PromptOwnerLayer &&
+      layer.adapterVariables(layer.adapterNames()[0] ?? '').length >= 0
+    ) {
+      const names = (adapterNames ?? layer.adapterNames()).filter((n) => layer.adapterNames().includes(n));
+      if (layer instanceof PrefixAttention && layer.layerIndex !== 0) continue;
+      layer.foldEncoders(names);
+    }
+  }
+  peft.setAdapter(peft.activeAdapters);
+}
