@@ -10,19 +10,21 @@ export const CLASS_NAMES = ['ham', 'spam'] as const;
 /** Fractions of each class that go to train / validation / test (the rest of 1 goes to test). */
 export const SPLIT_FRACTIONS = { train: 0.7, validation: 0.15 } as const;
 
-export interface Email {
-  /** `<group>/<id>`: ids repeat across groups. */
+/** One labelled text of a task (an email, a fortune). */
+export interface Example {
+  /** Unique within the corpus, stable across runs (e.g. `<group>/<id>`): the split hashes it. */
   key: string;
   group: string;
-  /** 0 ham, 1 spam. */
-  label: 0 | 1;
+  /** Class index into the task's class names (spam: 0 ham, 1 spam). */
+  label: number;
   text: string;
 }
+export type Email = Example;
 
 export interface Split {
-  train: Email[];
-  validation: Email[];
-  test: Email[];
+  train: Example[];
+  validation: Example[];
+  test: Example[];
 }
 
 /** FNV-1a, 32-bit, of the string with a seed mixed in: a stable hash independent of JS engines. */
@@ -129,14 +131,14 @@ export function loadSpamAssassin(dataDir = spamAssassinDataDir()): Email[] {
  * that no message can be both trained on and tested on. When duplicates disagree on the label, all
  * copies are dropped. Returns the kept emails and the number removed.
  */
-export function deduplicate(emails: readonly Email[]): { emails: Email[]; removed: number } {
-  const byText = new Map<string, Email[]>();
+export function deduplicate(emails: readonly Example[]): { emails: Example[]; removed: number } {
+  const byText = new Map<string, Example[]>();
   for (const e of emails) {
     const list = byText.get(e.text);
     if (list) list.push(e);
     else byText.set(e.text, [e]);
   }
-  const kept: Email[] = [];
+  const kept: Example[] = [];
   for (const copies of byText.values()) {
     if (copies.every((c) => c.label === copies[0].label)) kept.push(copies[0]);
   }
@@ -148,9 +150,9 @@ export function deduplicate(emails: readonly Email[]): { emails: Email[]; remove
  * 85%: every class has the same proportions in every part (stratified), and an email's part depends
  * only on its key, the seed and the class size — never on the run's options.
  */
-export function stratifiedSplit(emails: readonly Email[], seed: number): Split {
+export function stratifiedSplit(emails: readonly Example[], seed: number, numClasses = 2): Split {
   const split: Split = { train: [], validation: [], test: [] };
-  for (const label of [0, 1] as const) {
+  for (let label = 0; label < numClasses; label++) {
     const members = emails
       .filter((e) => e.label === label)
       .map((e) => ({ e, h: hash32(e.key, seed) }))
@@ -165,14 +167,14 @@ export function stratifiedSplit(emails: readonly Email[], seed: number): Split {
   return split;
 }
 
-/** `size` emails, half of each class (the first ones in hash order: nested as `size` grows), shuffled. */
-export function balancedSubset(emails: readonly Email[], size: number, seed: number): Email[] {
-  const perClass = Math.floor(size / 2);
-  const out: Email[] = [];
-  for (const label of [0, 1] as const) {
+/** `size` examples, the same number of each class (the first ones in hash order: nested as `size` grows), shuffled. */
+export function balancedSubset(emails: readonly Example[], size: number, seed: number, classNames: readonly string[] = CLASS_NAMES): Example[] {
+  const perClass = Math.floor(size / classNames.length);
+  const out: Example[] = [];
+  for (let label = 0; label < classNames.length; label++) {
     const members = emails.filter((e) => e.label === label);
     if (members.length < perClass) {
-      throw new Error(`Only ${members.length} ${CLASS_NAMES[label]} emails available, ${perClass} requested`);
+      throw new Error(`Only ${members.length} "${classNames[label]}" training examples available, ${perClass} requested (lower --train-size)`);
     }
     out.push(...members.slice(0, perClass));
   }
@@ -180,17 +182,17 @@ export function balancedSubset(emails: readonly Email[], size: number, seed: num
 }
 
 /** Up to `size` emails keeping the class proportions of `emails` (for evaluation sets). */
-export function stratifiedSubset(emails: readonly Email[], size: number): Email[] {
+export function stratifiedSubset(emails: readonly Example[], size: number, numClasses = 2): Example[] {
   if (size >= emails.length) return [...emails];
-  const out: Email[] = [];
-  for (const label of [0, 1] as const) {
+  const out: Example[] = [];
+  for (let label = 0; label < numClasses; label++) {
     const members = emails.filter((e) => e.label === label);
     out.push(...members.slice(0, Math.round((members.length * size) / emails.length)));
   }
   return out;
 }
 
-export function countLabels(emails: readonly Email[]): { ham: number; spam: number } {
-  const spam = emails.filter((e) => e.label === 1).length;
-  return { ham: emails.length - spam, spam };
+/** Examples per class, keyed by class name. */
+export function countLabels(emails: readonly Example[], classNames: readonly string[] = CLASS_NAMES): Record<string, number> {
+  return Object.fromEntries(classNames.map((name, label) => [name, emails.filter((e) => e.label === label).length]));
 }

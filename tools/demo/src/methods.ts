@@ -1,14 +1,51 @@
 // The fine-tuning methods the demo compares. Each takes a FRESH classifier model (pre-trained
 // encoder + `classifier` head) and returns the model to train plus how to save what it learned.
-// Later methods (DoRA, adapters, BitFit, IA³, prompt methods) add an entry here.
-import { mkdirSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+// A new method adds an entry here (and its id to ALL_METHODS); the rest of the demo is generic.
+import { existsSync, mkdirSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import type * as tfl from '@tensorflow/tfjs-layers';
-import { countParameters, getPeftModel, serializeSafetensors, type PeftModel, type TrainableParameterCount } from '@tfjs-peft/core';
+import {
+  countParameters,
+  getPeftModel,
+  serializeSafetensors,
+  type PeftConfig,
+  type PeftModel,
+  type TrainableParameterCount,
+} from '@tfjs-peft/core';
+// Each method package registers itself with @tfjs-peft/core when imported (PeftModel.fromPretrained
+// finds the method by the adapter_config.json's peft_type).
 import { LoraConfig } from '@tfjs-peft/lora';
+import { BottleneckConfig } from '@tfjs-peft/adapters';
+import { BitFitConfig } from '@tfjs-peft/bitfit';
+import { IA3Config } from '@tfjs-peft/ia3';
 
-export type MethodId = 'linear-probe' | 'lora' | 'full';
-export const ALL_METHODS: readonly MethodId[] = ['linear-probe', 'lora', 'full'];
+export type MethodId =
+  | 'full'
+  | 'lora'
+  | 'dora'
+  | 'houlsby'
+  | 'pfeiffer'
+  | 'bitfit'
+  | 'ia3'
+  | 'prompt-tuning'
+  | 'prefix-tuning'
+  | 'p-tuning'
+  | 'linear-probe';
+/** Table order: the ceiling first, the floor last. */
+export const ALL_METHODS: readonly MethodId[] = [
+  'full',
+  'lora',
+  'dora',
+  'houlsby',
+  'pfeiffer',
+  'bitfit',
+  'ia3',
+  'prompt-tuning',
+  'prefix-tuning',
+  'p-tuning',
+  'linear-probe',
+];
 
 export interface SavedAdapter {
   /** Folder written. */
@@ -26,7 +63,7 @@ export interface PreparedMethod {
   save(dir: string): Promise<SavedAdapter>;
   /** Releases what prepare() created (not the base model: the caller disposes that). */
   dispose(): void;
-  /** For the LoRA run: the PeftModel (reload checks use its adapter folder). */
+  /** For PEFT methods: the PeftModel (the reload check loads its adapter folder with PeftModel.fromPretrained). */
   peft?: PeftModel;
 }
 
@@ -37,17 +74,33 @@ export interface MethodSpec {
   learningRate: number;
   /** What is trained, for the report. */
   description: string;
+  /** What the output folder holds. */
+  saved: string;
+  /** Why the method cannot run in this checkout, or undefined when it can. */
+  unavailable?: () => string | undefined;
   prepare(classifierModel: tfl.LayersModel): PreparedMethod;
 }
 
-export const LORA_OPTIONS = {
-  r: 8,
-  loraAlpha: 16,
-  targetModules: ['query', 'value'],
-  modulesToSave: ['classifier'],
+/** Every PEFT method also trains a copy of the task head (PEFT's modules_to_save), saved with the adapter. */
+const HEAD = ['classifier'];
+
+export const LORA_OPTIONS = { r: 8, loraAlpha: 16, targetModules: ['query', 'value'], modulesToSave: HEAD };
+export const DORA_OPTIONS = { ...LORA_OPTIONS, useDora: true };
+export const HOULSBY_OPTIONS = { placement: 'houlsby' as const, reductionFactor: 16, modulesToSave: HEAD };
+export const PFEIFFER_OPTIONS = { placement: 'pfeiffer' as const, reductionFactor: 16, modulesToSave: HEAD };
+export const BITFIT_OPTIONS = { targetModules: 'all' as const, modulesToSave: HEAD };
+/**
+ * PEFT's IA³ convention for BERT-style encoders (its TRANSFORMERS_MODELS_TO_IA3_TARGET_MODULES_MAPPING:
+ * key, value and the feed-forward output dense, the latter scaled on its INPUT): here `key`, `value`
+ * and `ffn/output` with `ffn/output` as the feed-forward module.
+ */
+export const IA3_OPTIONS = {
+  targetModules: ['key', 'value', 'ffn/output'],
+  feedforwardModules: ['ffn/output'],
+  modulesToSave: HEAD,
 };
 
-function folderBytes(dir: string): { bytes: number; files: string[] } {
+export function folderBytes(dir: string): { bytes: number; files: string[] } {
   const files = readdirSync(dir, { recursive: true, withFileTypes: false }) as string[];
   let bytes = 0;
   const listed: string[] = [];
@@ -61,68 +114,144 @@ function folderBytes(dir: string): { bytes: number; files: string[] } {
   return { bytes, files: listed.sort() };
 }
 
-/** Writes the trainable weights of `model` as one safetensors file (float32), keyed by variable name. */
+/** File name of the weights written for the non-PEFT rows (linear probe, full fine-tuning). */
+export const TRAINABLE_WEIGHTS_FILE = 'trainable_weights.safetensors';
+
+/**
+ * Writes the trainable weights of `model` as one safetensors file (float32), keyed by the variable's
+ * original name (tfjs adds `_1`, `_2`, … to `name` when another model with the same layer names is alive).
+ */
 async function saveTrainableWeights(model: tfl.LayersModel, dir: string): Promise<SavedAdapter> {
   mkdirSync(dir, { recursive: true });
   const tensors = new Map<string, { shape: number[]; data: Float32Array }>();
   for (const w of model.trainableWeights) {
     const value = w.read();
-    tensors.set(w.name, { shape: value.shape, data: Float32Array.from(await value.data()) });
+    tensors.set(w.originalName, { shape: value.shape, data: Float32Array.from(await value.data()) });
   }
-  writeFileSync(path.join(dir, 'trainable_weights.safetensors'), serializeSafetensors(tensors));
+  writeFileSync(path.join(dir, TRAINABLE_WEIGHTS_FILE), serializeSafetensors(tensors));
   return { dir, ...folderBytes(dir) };
 }
 
+/** A PEFT method: getPeftModel + saveAdapter; the reload check uses PeftModel.fromPretrained. */
+function peftMethod(config: () => PeftConfig): (model: tfl.LayersModel) => PreparedMethod {
+  return (model) => {
+    const peft = getPeftModel(model, config());
+    return {
+      model: peft.model,
+      counts: peft.getNbTrainableParameters(),
+      peft,
+      save: async (dir) => {
+        await peft.saveAdapter(`file://${path.resolve(dir)}`);
+        return { dir, ...folderBytes(dir) };
+      },
+      // The adapted graph holds the adapter and head-copy layers; the base layers it shares are
+      // released when the caller disposes the base model.
+      dispose: () => peft.model.dispose(),
+    };
+  };
+}
+
+const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
+
+/** Prompt tuning, prefix tuning and P-tuning: @tfjs-peft/prompt is being written; until it lands and is wired here, their rows say so. */
+function promptPackageMissing(): string | undefined {
+  if (!existsSync(path.join(REPO_ROOT, 'packages/peft-prompt/package.json'))) {
+    return 'not yet available: @tfjs-peft/prompt (packages/peft-prompt) is not in this checkout';
+  }
+  if (!existsSync(path.join(REPO_ROOT, 'packages/peft-prompt/src/index.ts'))) {
+    return 'not yet available: @tfjs-peft/prompt is being written (packages/peft-prompt has no src/index.ts yet)';
+  }
+  return 'not yet available: packages/peft-prompt exists but the demo does not use it yet (add it to tools/demo/src/methods.ts)';
+}
+
+function notYetAvailable(id: MethodId, label: string, description: string): MethodSpec {
+  return {
+    id,
+    label,
+    learningRate: NaN,
+    description,
+    saved: '—',
+    unavailable: promptPackageMissing,
+    prepare: () => {
+      throw new Error(`${label}: ${promptPackageMissing()}`);
+    },
+  };
+}
+
+const ADAPTER_SAVED = 'saveAdapter folder: adapter_config.json + adapter_model.safetensors (head copy included)';
+
 export const METHODS: Record<MethodId, MethodSpec> = {
-  'linear-probe': {
-    id: 'linear-probe',
-    label: 'linear probe (head only)',
-    learningRate: 1e-2,
-    description: 'encoder frozen (plain tfjs: trainable=false on every layer but `classifier`)',
-    prepare(model) {
-      for (const layer of model.layers) layer.trainable = layer.name === 'classifier';
-      return {
-        model,
-        counts: countParameters(model),
-        save: (dir) => saveTrainableWeights(model, dir),
-        dispose: () => {},
-      };
-    },
-  },
-  lora: {
-    id: 'lora',
-    label: 'LoRA r=8 (query, value) + head',
-    learningRate: 2e-3,
-    description: "getPeftModel(model, new LoraConfig({ r: 8, loraAlpha: 16, targetModules: ['query', 'value'], modulesToSave: ['classifier'] }))",
-    prepare(model) {
-      const peft = getPeftModel(model, new LoraConfig(LORA_OPTIONS));
-      return {
-        model: peft.model,
-        counts: peft.getNbTrainableParameters(),
-        peft,
-        save: async (dir) => {
-          await peft.saveAdapter(`file://${path.resolve(dir)}`);
-          return { dir, ...folderBytes(dir) };
-        },
-        // The adapted graph holds the LoRA and head-copy layers; the base layers it shares are
-        // released when the caller disposes the base model.
-        dispose: () => peft.model.dispose(),
-      };
-    },
-  },
   full: {
     id: 'full',
     label: 'full fine-tuning',
     learningRate: 1e-4,
     description: 'every weight trainable',
+    saved: 'all weights (safetensors)',
     prepare(model) {
       for (const layer of model.layers) layer.trainable = true;
-      return {
-        model,
-        counts: countParameters(model),
-        save: (dir) => saveTrainableWeights(model, dir),
-        dispose: () => {},
-      };
+      return { model, counts: countParameters(model), save: (dir) => saveTrainableWeights(model, dir), dispose: () => {} };
+    },
+  },
+  lora: {
+    id: 'lora',
+    label: 'LoRA r=8 (query, value)',
+    learningRate: 2e-3,
+    description: "getPeftModel(model, new LoraConfig({ r: 8, loraAlpha: 16, targetModules: ['query', 'value'], modulesToSave: ['classifier'] }))",
+    saved: ADAPTER_SAVED,
+    prepare: peftMethod(() => new LoraConfig(LORA_OPTIONS)),
+  },
+  dora: {
+    id: 'dora',
+    label: 'DoRA r=8 (query, value)',
+    learningRate: 2e-3,
+    description: "getPeftModel(model, new LoraConfig({ useDora: true, r: 8, loraAlpha: 16, targetModules: ['query', 'value'], modulesToSave: ['classifier'] }))",
+    saved: ADAPTER_SAVED,
+    prepare: peftMethod(() => new LoraConfig(DORA_OPTIONS)),
+  },
+  houlsby: {
+    id: 'houlsby',
+    label: 'Houlsby adapters (÷16)',
+    learningRate: 2e-3,
+    description: "getPeftModel(model, new BottleneckConfig({ placement: 'houlsby', reductionFactor: 16, modulesToSave: ['classifier'] })): after attention_output and ffn/output of every block",
+    saved: ADAPTER_SAVED,
+    prepare: peftMethod(() => new BottleneckConfig(HOULSBY_OPTIONS)),
+  },
+  pfeiffer: {
+    id: 'pfeiffer',
+    label: 'Pfeiffer adapters (÷16)',
+    learningRate: 2e-3,
+    description: "getPeftModel(model, new BottleneckConfig({ placement: 'pfeiffer', reductionFactor: 16, modulesToSave: ['classifier'] })): after ffn/output of every block",
+    saved: ADAPTER_SAVED,
+    prepare: peftMethod(() => new BottleneckConfig(PFEIFFER_OPTIONS)),
+  },
+  bitfit: {
+    id: 'bitfit',
+    label: 'BitFit (all Dense biases)',
+    learningRate: 5e-3,
+    description: "getPeftModel(model, new BitFitConfig({ targetModules: 'all', modulesToSave: ['classifier'] }))",
+    saved: ADAPTER_SAVED,
+    prepare: peftMethod(() => new BitFitConfig(BITFIT_OPTIONS)),
+  },
+  ia3: {
+    id: 'ia3',
+    label: 'IA³ (key, value, ffn/output input)',
+    learningRate: 1e-2,
+    description: "getPeftModel(model, new IA3Config({ targetModules: ['key', 'value', 'ffn/output'], feedforwardModules: ['ffn/output'], modulesToSave: ['classifier'] }))",
+    saved: ADAPTER_SAVED,
+    prepare: peftMethod(() => new IA3Config(IA3_OPTIONS)),
+  },
+  'prompt-tuning': notYetAvailable('prompt-tuning', 'prompt tuning', 'virtual token embeddings prepended to the input embeddings'),
+  'prefix-tuning': notYetAvailable('prefix-tuning', 'prefix tuning', 'per-layer key/value prefixes'),
+  'p-tuning': notYetAvailable('p-tuning', 'P-tuning', 'virtual tokens from a prompt encoder (MLP)'),
+  'linear-probe': {
+    id: 'linear-probe',
+    label: 'linear probe (head only)',
+    learningRate: 1e-2,
+    description: 'encoder frozen (plain tfjs: trainable=false on every layer but `classifier`)',
+    saved: 'head weights (safetensors)',
+    prepare(model) {
+      for (const layer of model.layers) layer.trainable = layer.name === 'classifier';
+      return { model, counts: countParameters(model), save: (dir) => saveTrainableWeights(model, dir), dispose: () => {} };
     },
   },
 };

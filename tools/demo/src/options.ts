@@ -1,6 +1,8 @@
 import { ALL_METHODS, type MethodId } from './methods';
+import { TASK_IDS, TASKS, type TaskId } from './tasks';
 
 export interface DemoOptions {
+  task: TaskId;
   backend?: string;
   trainSize: number;
   evalSize: number;
@@ -16,33 +18,34 @@ export interface DemoOptions {
   learningRates: Partial<Record<MethodId, number>>;
 }
 
+/** Task-independent defaults; train size, eval size, tokens and epochs come from the task (tasks.ts). */
 export const DEFAULTS = {
-  trainSize: 512,
-  evalSize: 400,
-  maxLength: 64,
-  epochs: 3,
+  task: 'spam' as TaskId,
   batchSize: 16,
   seed: 1234,
   out: 'demo-output',
   methods: [...ALL_METHODS],
 };
 
-/** --quick: about a minute, for CI smoke runs. */
-export const QUICK = { trainSize: 64, evalSize: 64, maxLength: 32, epochs: 1, methods: ['linear-probe', 'lora'] as MethodId[] };
+/** --quick: about a minute, for CI smoke runs: every available method, on the task's `quick` sizes. */
+export const QUICK = { methods: [...ALL_METHODS] };
+
+const spam = TASKS.spam;
 
 export const USAGE = `pnpm demo [options]
+  --task=<name>         ${TASK_IDS.map((t) => `${t} (${TASKS[t].title})`).join(' | ')} (default ${DEFAULTS.task})
   --backend=<name>      tensorflow | wasm | cpu (default: best available)
-  --train-size=<n>      balanced training subset, half ham half spam (default ${DEFAULTS.trainSize})
-  --eval-size=<n>       cap on validation and test emails evaluated, class-stratified (default ${DEFAULTS.evalSize}; 0 = all)
-  --max-length=<n>      tokens per email (default ${DEFAULTS.maxLength})
-  --max-chars=<n>       characters kept of each cleaned email before tokenising (default 8 × max-length)
-  --epochs=<n>          (default ${DEFAULTS.epochs})
+  --train-size=<n>      balanced training subset, the same number per class (default spam ${spam.defaults.trainSize}, fortunes ${TASKS.fortunes.defaults.trainSize})
+  --eval-size=<n>       cap on validation and test examples evaluated, class-stratified (default spam ${spam.defaults.evalSize}, fortunes ${TASKS.fortunes.defaults.evalSize}; 0 = all)
+  --max-length=<n>      tokens per example (default spam ${spam.defaults.maxLength}, fortunes ${TASKS.fortunes.defaults.maxLength})
+  --max-chars=<n>       characters kept of each cleaned text before tokenising (default 8 × max-length)
+  --epochs=<n>          (default ${spam.defaults.epochs})
   --batch-size=<n>      (default ${DEFAULTS.batchSize})
   --methods=<list>      comma-separated: ${ALL_METHODS.join(', ')} (default all)
   --lr-<method>=<x>     Adam learning rate of one method, e.g. --lr-lora=1e-3
   --out=<dir>           output folder (default ${DEFAULTS.out}/)
   --seed=<n>            split, subset and shuffling seed (default ${DEFAULTS.seed})
-  --quick               tiny run for smoke tests: train ${QUICK.trainSize}, eval ${QUICK.evalSize}, ${QUICK.maxLength} tokens, ${QUICK.epochs} epoch, ${QUICK.methods.join(' + ')}`;
+  --quick               tiny run for smoke tests (CI): every method, spam: train ${spam.quick.trainSize}, eval ${spam.quick.evalSize}, ${spam.quick.maxLength} tokens, ${spam.quick.epochs} epoch`;
 
 function positiveInt(name: string, value: string, allowZero = false): number {
   const n = Number(value);
@@ -61,7 +64,10 @@ export function parseOptions(argv: readonly string[]): DemoOptions | 'help' {
   }
   const quick = given.get('quick') === 'true';
   given.delete('quick');
-  const base = quick ? { ...DEFAULTS, ...QUICK } : DEFAULTS;
+  const task = (given.get('task') ?? DEFAULTS.task) as TaskId;
+  if (!TASK_IDS.includes(task)) throw new Error(`--task: unknown "${task}"; choose from ${TASK_IDS.join(', ')}`);
+  given.delete('task');
+  const base = { ...DEFAULTS, ...(quick ? TASKS[task].quick : TASKS[task].defaults), ...(quick ? QUICK : {}), task };
   const options: DemoOptions = { ...base, methods: [...base.methods], quick, learningRates: {} };
   for (const [key, value] of given) {
     switch (key) {

@@ -1,6 +1,7 @@
 // A small progress bar for model.fit: epoch, batch, loss, ETA. Redraws one line on a TTY, prints
 // plain lines (at most ~10 per epoch) otherwise, e.g. in CI logs.
 import * as tf from '@tensorflow/tfjs-core';
+import type { PeakTracker } from './memory';
 
 export interface EpochRecord {
   epoch: number;
@@ -13,12 +14,23 @@ export interface TrainingMonitor {
   /** Callbacks object for `model.fit`. */
   callbacks: {
     onEpochBegin: (epoch: number) => Promise<void>;
+    onBatchBegin: (batch: number) => Promise<void>;
     onBatchEnd: (batch: number, logs?: Record<string, number>) => Promise<void>;
     onEpochEnd: (epoch: number, logs?: Record<string, number>) => Promise<void>;
   };
   epochs: EpochRecord[];
-  /** Largest `tf.memory().numBytes` seen at a batch end. */
+  /** Largest `tf.memory().numBytes` at any moment of training (engine hook; see memory.ts), or the sampled peak when not hooked. */
   peakBytes: number;
+  /** Largest `tf.memory().numBytes` sampled at batch begin/end (what survives between steps). */
+  sampledPeakBytes: number;
+  /** `tf.memory().numBytes` when training started (model, optimizer not yet created, data). */
+  startBytes: number;
+  /** Largest bytes of distinct data buffers during training (views not counted twice; NaN when not hooked). */
+  peakBufferBytes: number;
+  /** Bytes of distinct data buffers when training started. */
+  startBufferBytes: number;
+  /** Whether peakBytes comes from the engine hook. */
+  peakHooked: boolean;
   /** Loss of each batch, in order (for loss curves). */
   batchLosses: number[];
 }
@@ -29,10 +41,33 @@ function formatSeconds(s: number): string {
   return `${m}:${String(Math.round(s % 60)).padStart(2, '0')}`;
 }
 
-export function trainingMonitor(label: string, totalEpochs: number, batchesPerEpoch: number, stream = process.stdout): TrainingMonitor {
+export function trainingMonitor(
+  label: string,
+  totalEpochs: number,
+  batchesPerEpoch: number,
+  tracker: PeakTracker,
+  stream = process.stdout,
+): TrainingMonitor {
   const tty = Boolean(stream.isTTY);
   const width = 24;
-  const monitor: TrainingMonitor = { epochs: [], peakBytes: tf.memory().numBytes, batchLosses: [], callbacks: undefined! };
+  tracker.reset();
+  const startBytes = tf.memory().numBytes;
+  const monitor: TrainingMonitor = {
+    epochs: [],
+    peakBytes: startBytes,
+    sampledPeakBytes: startBytes,
+    startBytes,
+    peakBufferBytes: tracker.currentBuffers(),
+    startBufferBytes: tracker.currentBuffers(),
+    peakHooked: tracker.hooked,
+    batchLosses: [],
+    callbacks: undefined!,
+  };
+  const sample = () => {
+    monitor.sampledPeakBytes = Math.max(monitor.sampledPeakBytes, tf.memory().numBytes);
+    monitor.peakBytes = Math.max(monitor.peakBytes, monitor.sampledPeakBytes, tracker.peak());
+    monitor.peakBufferBytes = Math.max(monitor.peakBufferBytes, tracker.peakBuffers());
+  };
   let epochStart = 0;
   let runStart = 0;
   let currentEpoch = 0;
@@ -64,8 +99,9 @@ export function trainingMonitor(label: string, totalEpochs: number, batchesPerEp
       lossSum = 0;
       printedAt = -1;
     },
+    onBatchBegin: async () => sample(),
     onBatchEnd: async (batch, logs) => {
-      monitor.peakBytes = Math.max(monitor.peakBytes, tf.memory().numBytes);
+      sample();
       const loss = logs?.loss ?? NaN;
       monitor.batchLosses.push(loss);
       lossSum += loss;

@@ -21,17 +21,29 @@ export interface MethodResult {
   meanEpochSeconds: number;
   stepsPerEpoch: number;
   meanStepMs: number;
-  /** Largest tf.memory().numBytes seen at a batch end while training. */
+  /** Largest tf.memory().numBytes at any moment of training (engine hook, memory.ts); = sampledPeakBytes when not hooked. */
   peakTensorBytes: number;
+  /** Largest tf.memory().numBytes sampled at batch begin/end (what survives between steps). */
+  sampledPeakBytes: number;
+  /** tf.memory().numBytes just before training (base model, adapter, data; no optimizer state yet). */
+  startBytes: number;
+  /** Largest bytes of distinct data buffers during training (a reshape/clone sharing its input's buffer counted once; memory.ts). */
+  peakBufferBytes: number;
+  startBufferBytes: number;
+  peakHooked: boolean;
   adapter: { dir: string; bytes: number; files: string[]; what: string };
   validation: { before: Accuracy; after: Accuracy };
   test: { before: Accuracy; after: Accuracy };
   batchLosses: number[];
+  /** The loss-curve chart written for this run. */
+  chart: string;
   tensorsAfterDispose: number;
 }
 
 export interface ReloadCheck {
   method: MethodId;
+  /** `PeftModel.fromPretrained` for adapters; the safetensors file read back into a fresh model for the non-PEFT rows. */
+  how: string;
   adapterDir: string;
   testAccuracyTrained: number;
   testAccuracyReloaded: number;
@@ -42,25 +54,30 @@ export interface ReloadCheck {
 export interface DemoReport {
   date: string;
   command: string;
+  task: { id: string; title: string; classNames: readonly string[] };
   backend: string;
   unavailableBackends: Record<string, string>;
-  machine: { platform: string; arch: string; cpus: number; node: string; tfjsCore: string };
+  machine: { platform: string; arch: string; cpus: number; cpuModel: string; node: string; tfjsCore: string; loadAverageStart: number[]; loadAverageEnd: number[] };
   options: Record<string, unknown>;
   data: {
     corpus: string;
-    emailsRead: number;
+    read: number;
     duplicatesRemoved: number;
-    split: Record<'train' | 'validation' | 'test', { ham: number; spam: number }>;
-    used: Record<'train' | 'validation' | 'test', { ham: number; spam: number }>;
+    split: Record<'train' | 'validation' | 'test', Record<string, number>>;
+    used: Record<'train' | 'validation' | 'test', Record<string, number>>;
     meanTokens: number;
-    /** Share of emails with at least maxLength tokens (cut to maxLength). */
+    /** Share of examples with at least maxLength tokens (cut to maxLength). */
     filledFraction: number;
   };
   model: { name: string; params: number; weightBytes: number; loadSeconds: number };
   results: MethodResult[];
   reloadChecks: ReloadCheck[];
-  skipped: { method: string; reason: string }[];
-  memory: { start: { numTensors: number; numBytes: number }; end: { numTensors: number; numBytes: number } };
+  /** Methods asked for that did not run: not available in this checkout, or failed (with the error). */
+  skipped: { method: MethodId; label: string; status: 'not yet available' | 'failed'; reason: string }[];
+  /** Order of the rows (the methods asked for). */
+  methodOrder: MethodId[];
+  charts: { overview: string };
+  memory: { start: { numTensors: number; numBytes: number }; end: { numTensors: number; numBytes: number }; peakHooked: boolean };
   wallSeconds: number;
 }
 
@@ -74,49 +91,66 @@ export function formatBytes(bytes: number): string {
 const pct = (a: Accuracy) => `${(100 * a.accuracy).toFixed(1)}%`;
 const share = (percent: number) => (percent >= 10 ? percent.toFixed(0) : percent.toPrecision(2));
 const group = (n: number) => n.toLocaleString('en-US');
+const sizesOf = (s: Record<string, number>) => {
+  const total = Object.values(s).reduce((a, b) => a + b, 0);
+  return `${total} (${Object.entries(s).map(([k, v]) => `${v} ${k}`).join(' / ')})`;
+};
 
 export function resultsTable(report: DemoReport): string {
+  const full = report.results.find((r) => r.id === 'full');
   const header =
-    '| method | trainable params | % of model | train time / epoch | peak tensor memory | adapter file size | validation acc. before → after | test acc. before → after |';
+    '| method | trainable params | % of model | train time / epoch | peak tensor memory | adapter file size | test accuracy (before → after) | vs full FT |';
   const rule = '|---|---:|---:|---:|---:|---:|---:|---:|';
-  const rows = report.results.map((r) =>
-    [
+  const rows = report.methodOrder.map((id) => {
+    const r = report.results.find((x) => x.id === id);
+    if (!r) {
+      const s = report.skipped.find((x) => x.method === id)!;
+      return [s.label, '—', '—', '—', '—', '—', s.status === 'failed' ? `**failed**: ${s.reason.split('\n')[0]}` : `*${s.reason}*`, '—'].join(' | ');
+    }
+    return [
       r.label,
       group(r.trainableParams),
       `${r.trainablePercent.toPrecision(3)}%`,
       `${r.meanEpochSeconds.toFixed(1)} s (${r.meanStepMs.toFixed(0)} ms/step)`,
-      formatBytes(r.peakTensorBytes),
-      `${formatBytes(r.adapter.bytes)} (${share((100 * r.adapter.bytes) / report.model.weightBytes)}% of model)`,
-      `${pct(r.validation.before)} → ${pct(r.validation.after)}`,
-      `${pct(r.test.before)} → ${pct(r.test.after)}`,
-    ].join(' | '),
-  );
+      `${formatBytes(r.peakTensorBytes)} (+${formatBytes(r.peakTensorBytes - r.startBytes)})`,
+      `${formatBytes(r.adapter.bytes)} (${share((100 * r.adapter.bytes) / report.model.weightBytes)}%)`,
+      `${pct(r.test.before)} → **${pct(r.test.after)}**`,
+      full ? `${((100 * r.test.after.accuracy) / full.test.after.accuracy).toFixed(1)}%` : '—',
+    ].join(' | ');
+  });
   return [header, rule, ...rows.map((row) => `| ${row} |`)].join('\n');
 }
 
 export function markdownReport(report: DemoReport): string {
   const d = report.data;
-  const sizes = (s: { ham: number; spam: number }) => `${s.ham + s.spam} (${s.ham} ham / ${s.spam} spam)`;
+  const m = report.machine;
+  const load = (l: number[]) => l.map((x) => x.toFixed(1)).join(' / ');
   const lines = [
-    '# tfjs-peft demo: spam vs ham with the Universal Sentence Encoder lite',
+    `# tfjs-peft demo: ${report.task.title} with the Universal Sentence Encoder lite`,
     '',
-    `Run ${report.date} · \`${report.command}\` · backend **${report.backend}** · ${report.machine.cpus} CPUs, Node ${report.machine.node}, tfjs ${report.machine.tfjsCore} · wall time ${report.wallSeconds.toFixed(0)} s`,
+    `Run ${report.date} · \`${report.command}\` · backend **${report.backend}** · ${m.cpus} × ${m.cpuModel}, Node ${m.node}, tfjs ${m.tfjsCore} · load average (1/5/15 min) ${load(m.loadAverageStart)} at the start, ${load(m.loadAverageEnd)} at the end · wall time ${report.wallSeconds.toFixed(0)} s`,
     '',
     resultsTable(report),
     '',
-    `Model: ${report.model.name}, ${group(report.model.params)} parameters, ${formatBytes(report.model.weightBytes)} of float32 weights (with the 2-class head).`,
-    `Data: ${d.corpus}; ${d.emailsRead} emails read, ${d.duplicatesRemoved} duplicates removed; split train ${sizes(d.split.train)}, validation ${sizes(d.split.validation)}, test ${sizes(d.split.test)}.`,
-    `Used: train ${sizes(d.used.train)} (balanced), validation ${sizes(d.used.validation)}, test ${sizes(d.used.test)}; ${report.options.maxLength} tokens per email (mean ${d.meanTokens.toFixed(1)} after cutting; ${(100 * d.filledFraction).toFixed(0)}% of emails fill all ${report.options.maxLength}), each email first cut to ${report.options.maxChars} characters.`,
-    `Training: ${report.options.epochs} epoch(s), batch ${report.options.batchSize}, Adam (learning rate per method: ${report.results.map((r) => `${r.id} ${r.learningRate}`).join(', ')}); every run starts from a fresh copy of the pre-trained model and the same seeded head.`,
-    'Peak tensor memory: the largest `tf.memory().numBytes` seen at the end of a training batch (tensors alive between steps, not the transient peak inside a step).',
-    'Adapter file size: the files written to the output folder (LoRA: `saveAdapter`, i.e. adapter_config.json + adapter_model.safetensors incl. the head copy; linear probe: the head weights; full fine-tuning: all weights), as a share of the model\'s float32 weights.',
+    `Model: ${report.model.name}, ${group(report.model.params)} parameters, ${formatBytes(report.model.weightBytes)} of float32 weights (with the ${report.task.classNames.length}-class head). "% of model" is PEFT's trainable% (trainable / all parameters of the model being trained, adapter included).`,
+    `Data: ${d.corpus}; ${d.read} texts read, ${d.duplicatesRemoved} duplicates removed; split train ${sizesOf(d.split.train)}, validation ${sizesOf(d.split.validation)}, test ${sizesOf(d.split.test)}.`,
+    `Used: train ${sizesOf(d.used.train)} (balanced), validation ${sizesOf(d.used.validation)}, test ${sizesOf(d.used.test)}; ${report.options.maxLength} tokens per text (mean ${d.meanTokens.toFixed(1)} after cutting; ${(100 * d.filledFraction).toFixed(0)}% fill all ${report.options.maxLength}), each text first cut to ${report.options.maxChars} characters.`,
+    `Training: ${report.options.epochs} epoch(s), batch ${report.options.batchSize}, Adam (learning rate per method: ${report.results.map((r) => `${r.id} ${r.learningRate}`).join(', ')}); every run starts from a fresh copy of the pre-trained model and the same seeded head; every PEFT method also trains a copy of the head (modulesToSave), saved in its adapter.`,
+    `Train time / epoch: wall time of fit's epoch (forward, backward, Adam update; ${report.results[0]?.stepsPerEpoch ?? '?'} steps), mean over epochs; it includes the first epoch's warm-up.`,
+    report.memory.peakHooked
+      ? 'Peak tensor memory: the largest `tf.memory().numBytes` at any moment of training, recorded by a hook on the engine\'s byte counter (every tensor allocation and disposal, activations and gradients inside a step included); in brackets the growth over the bytes alive just before training (base model, adapter, data) — optimizer state + activations + gradients. Batch-boundary samples (onBatchBegin/onBatchEnd) are in report.json as sampledPeakBytes. Memory a backend uses outside tensors (TensorFlow scratch space inside a kernel) is not counted.'
+      : 'Peak tensor memory: the largest `tf.memory().numBytes` sampled at batch begin/end (the engine hook was not available): tensors alive between steps, not the transient peak inside a step.',
+    `Adapter file size: the files written to \`<out>/<method>/\` (PEFT methods: \`saveAdapter\`, adapter_config.json + adapter_model.safetensors incl. the head copy; linear probe: the head weights; full fine-tuning: all weights), in brackets as a share of the model's float32 weights.`,
+    `vs full FT: test accuracy as a share of full fine-tuning's in this run. Evaluation sets of a few hundred texts: one text is ${d.used.test ? (100 / Object.values(d.used.test).reduce((a, b) => a + b, 0)).toFixed(2) : '?'} points of test accuracy, so differences of a point or two are within noise.`,
+    `Loss curves: ${report.results.map((r) => `[${r.id}](${r.chart})`).join(', ')}; all methods: [${report.charts.overview}](${report.charts.overview}).`,
   ];
   for (const c of report.reloadChecks) {
     lines.push(
-      `Reload check (${c.method}): \`PeftModel.fromPretrained\` on a fresh base from ${c.adapterDir}: test accuracy ${(100 * c.testAccuracyReloaded).toFixed(2)}% vs ${(100 * c.testAccuracyTrained).toFixed(2)}% trained, largest probability difference ${c.maxAbsProbabilityDifference.toExponential(2)} → ${c.passed ? 'PASS' : 'FAIL'}.`,
+      `Reload check (${c.method}): ${c.how} from ${c.adapterDir}: test accuracy ${(100 * c.testAccuracyReloaded).toFixed(2)}% vs ${(100 * c.testAccuracyTrained).toFixed(2)}% trained, largest probability difference ${c.maxAbsProbabilityDifference.toExponential(2)} → ${c.passed ? 'PASS' : 'FAIL'}.`,
     );
   }
-  for (const s of report.skipped) lines.push(`Skipped: ${s.method}: ${s.reason}.`);
+  for (const s of report.skipped) lines.push(`${s.status === 'failed' ? 'Failed' : 'Not run'}: ${s.label}: ${s.reason}.`);
+  for (const [name, why] of Object.entries(report.unavailableBackends)) lines.push(`Backend ${name} unavailable: ${why}.`);
   lines.push(
     `Tensors: ${report.memory.start.numTensors} (${formatBytes(report.memory.start.numBytes)}) before the runs, ${report.memory.end.numTensors} (${formatBytes(report.memory.end.numBytes)}) after.`,
   );
