@@ -30,6 +30,9 @@ export { WASM_KERNELS_FILLED } from './wasm-kernel-gaps';
 export { ModulesToSaveWrapper, injectModulesToSave } from './modules-to-save-wrapper';
 export { parseSafetensors, serializeSafetensors } from './safetensors';
 export type { SafetensorsDtype, SafetensorsFile, SafetensorsLimits, SafetensorsTensor } from './safetensors';
+export { assertFiniteAdapterTensors, NonFiniteAdapterValueError } from './adapter-validation';
+export { nonFiniteLossGuard, NonFiniteLossError } from './non-finite-guard';
+export type { GuardedModel, NonFiniteLossGuard, NonFiniteLossGuardOptions } from './non-finite-guard';
 export { parseJsonObject } from './safe-json';
 export {
   resolveAdapterStore,
