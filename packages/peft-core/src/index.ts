@@ -27,6 +27,7 @@ export type { TrainableParameterCount } from './parameter-count';
 export { applyFrozenDense, frozenDense, FUSABLE_ACTIVATIONS } from './frozen-dense';
 export type { FusableActivation } from './frozen-dense';
 export { WASM_KERNELS_FILLED } from './wasm-kernel-gaps';
+export { embeddingLookup } from './embedding-lookup';
 export { ModulesToSaveWrapper, injectModulesToSave } from './modules-to-save-wrapper';
 export { parseSafetensors, serializeSafetensors } from './safetensors';
 export type { SafetensorsDtype, SafetensorsFile, SafetensorsLimits, SafetensorsTensor } from './safetensors';

@@ -8,6 +8,7 @@ export type { LoraAdapter, LoraAdapterSettings, LoraLayerArgs } from './lora-lay
 export { LoraDense } from './lora-dense';
 export type { LoraDenseArgs } from './lora-dense';
 export { LoraConv2D } from './lora-conv2d';
+export { LoraEmbedding } from './lora-embedding';
 export { loraMethod } from './lora-method';
 export { addWeightedLoraAdapter, COMBINATION_TYPES } from './lora-weighted-adapter';
 export type { CombinationType } from './lora-weighted-adapter';

@@ -63,7 +63,7 @@ export class LoraDense extends LoraLayer {
     if (!running.some((n) => this.adapters.get(n)!.useDora)) return super.call(inputs, kwargs);
     return tf.tidy(() => {
       const x = Array.isArray(inputs) ? inputs[0] : inputs;
-      return this.base.activation.apply(this.forwardWithDora(x, running, kwargs?.training === true));
+      return this.activate(this.forwardWithDora(x, running, kwargs?.training === true));
     });
   }
 

@@ -43,7 +43,8 @@ export interface KernelLayerInternals {
   kernel: LayerVariable;
   bias: LayerVariable | null;
   useBias: boolean;
-  activation: { apply(x: tf.Tensor): tf.Tensor };
+  /** Absent on layers without one (Embedding). */
+  activation?: { apply(x: tf.Tensor): tf.Tensor };
   built: boolean;
 }
 
@@ -75,6 +76,25 @@ export abstract class LoraLayer extends tfl.layers.Layer implements PeftLayer {
 
   protected get base(): KernelLayerInternals {
     return this.baseLayer as unknown as KernelLayerInternals;
+  }
+
+  /** The frozen weight the adapters change (a Dense or Conv2D kernel, an Embedding table). */
+  protected get kernelVariable(): LayerVariable {
+    return this.base.kernel;
+  }
+
+  /** PEFT's saved names of A and B (Embedding uses `lora_embedding_A`/`_B`). */
+  protected readonly stateKeys = { a: 'lora_A.weight', b: 'lora_B.weight' };
+
+  protected activate(y: tf.Tensor): tf.Tensor {
+    return this.base.activation ? this.base.activation.apply(y) : y;
+  }
+
+  override computeMask(
+    inputs: tf.Tensor | tf.Tensor[],
+    mask?: tf.Tensor | tf.Tensor[],
+  ): tf.Tensor | tf.Tensor[] {
+    return this.baseLayer.computeMask(inputs, mask);
   }
 
   get moduleName(): string {
@@ -185,7 +205,7 @@ export abstract class LoraLayer extends tfl.layers.Layer implements PeftLayer {
 
   /** The kernel the base computes with: the pre-merge one while disabled, so disabling is exact. */
   protected currentKernel(): tf.Tensor {
-    return !this.enabled && this.unmergedKernel ? this.unmergedKernel : this.base.kernel.read();
+    return !this.enabled && this.unmergedKernel ? this.unmergedKernel : this.kernelVariable.read();
   }
 
   /** Adapters that run in this forward pass (active, enabled, not merged). */
@@ -200,7 +220,7 @@ export abstract class LoraLayer extends tfl.layers.Layer implements PeftLayer {
       let y = this.baseForward(x, this.currentKernel());
       for (const name of this.runningAdapters())
         y = tf.add(y, this.loraForward(x, this.adapters.get(name)!, training));
-      return this.base.activation.apply(y);
+      return this.activate(y);
     });
   }
 
@@ -228,7 +248,7 @@ export abstract class LoraLayer extends tfl.layers.Layer implements PeftLayer {
 
   private mergedKernel(names: readonly string[]): tf.Tensor {
     return tf.tidy(() =>
-      names.reduce<tf.Tensor>((sum, name) => tf.add(sum, this.deltaWeight(name)), this.base.kernel.read()),
+      names.reduce<tf.Tensor>((sum, name) => tf.add(sum, this.deltaWeight(name)), this.kernelVariable.read()),
     );
   }
 
@@ -240,7 +260,7 @@ export abstract class LoraLayer extends tfl.layers.Layer implements PeftLayer {
   }
 
   merge(names: readonly string[]): void {
-    const kernel = this.base.kernel;
+    const kernel = this.kernelVariable;
     const merged = this.mergedKernel(names);
     if (this.unmergedKernel === null) this.unmergedKernel = tf.keep(tf.clone(kernel.read()));
     kernel.write(merged);
@@ -250,7 +270,7 @@ export abstract class LoraLayer extends tfl.layers.Layer implements PeftLayer {
 
   unmerge(): void {
     if (this.unmergedKernel === null) return;
-    this.base.kernel.write(this.unmergedKernel);
+    this.kernelVariable.write(this.unmergedKernel);
     this.unmergedKernel.dispose();
     this.unmergedKernel = null;
     this.merged = [];
@@ -302,8 +322,8 @@ export abstract class LoraLayer extends tfl.layers.Layer implements PeftLayer {
   adapterState(name: string): Map<string, tf.Tensor> {
     const adapter = this.requireAdapter(name);
     const state = new Map<string, tf.Tensor>([
-      ['lora_A.weight', this.toPeftLayout(adapter.loraA!.read())],
-      ['lora_B.weight', this.toPeftLayout(adapter.loraB!.read())],
+      [this.stateKeys.a, this.toPeftLayout(adapter.loraA!.read())],
+      [this.stateKeys.b, this.toPeftLayout(adapter.loraB!.read())],
     ]);
     if (adapter.magnitude) state.set('lora_magnitude_vector', tf.clone(adapter.magnitude.read()));
     return state;
@@ -314,8 +334,8 @@ export abstract class LoraLayer extends tfl.layers.Layer implements PeftLayer {
     const peftShape = (v: LayerVariable) =>
       tf.tidy(() => this.toPeftLayout(tf.zeros(v.shape as number[])).shape);
     const shapes = new Map([
-      ['lora_A.weight', peftShape(adapter.loraA!)],
-      ['lora_B.weight', peftShape(adapter.loraB!)],
+      [this.stateKeys.a, peftShape(adapter.loraA!)],
+      [this.stateKeys.b, peftShape(adapter.loraB!)],
     ]);
     if (adapter.magnitude) shapes.set('lora_magnitude_vector', adapter.magnitude.shape as number[]);
     return shapes;
@@ -324,8 +344,8 @@ export abstract class LoraLayer extends tfl.layers.Layer implements PeftLayer {
   loadAdapterState(name: string, state: ReadonlyMap<string, tf.Tensor>): void {
     const adapter = this.requireAdapter(name);
     tf.tidy(() => {
-      adapter.loraA!.write(this.fromPeftLayout(state.get('lora_A.weight')!));
-      adapter.loraB!.write(this.fromPeftLayout(state.get('lora_B.weight')!));
+      adapter.loraA!.write(this.fromPeftLayout(state.get(this.stateKeys.a)!));
+      adapter.loraB!.write(this.fromPeftLayout(state.get(this.stateKeys.b)!));
       if (adapter.magnitude) adapter.magnitude.write(state.get('lora_magnitude_vector')!);
     });
   }

@@ -14,6 +14,7 @@ import {
 import { LoraConfig } from './lora-config';
 import { LoraConv2D } from './lora-conv2d';
 import { LoraDense } from './lora-dense';
+import { LoraEmbedding } from './lora-embedding';
 import { LoraLayer, type LoraLayerArgs } from './lora-layer';
 import { addWeightedLoraAdapter } from './lora-weighted-adapter';
 
@@ -21,6 +22,7 @@ import { addWeightedLoraAdapter } from './lora-weighted-adapter';
 const WRAPPERS: Record<string, new (args: LoraLayerArgs) => LoraLayer> = {
   Dense: LoraDense,
   Conv2D: LoraConv2D,
+  Embedding: LoraEmbedding,
 };
 const SUPPORTED = Object.keys(WRAPPERS);
 

@@ -6,7 +6,7 @@ export { MaskedMeanPooling } from './layers/masked-mean-pooling';
 export { L2Normalize } from './layers/l2-normalize';
 
 // Ops.
-export { embeddingLookup } from './ops/embedding-lookup';
+export { embeddingLookup } from '@tfjs-peft/core';
 export { multiHeadAttention, causalBias, MASKED_LOGIT } from './ops/multi-head-attention';
 export { sinusoidalPositions } from './ops/sinusoidal-positions';
 

@@ -13,7 +13,7 @@ import {
   type Tensor2D,
 } from '@tensorflow/tfjs-core';
 import { initializers, layers, type LayerVariable, type Shape } from '@tensorflow/tfjs-layers';
-import { embeddingLookup } from '../ops/embedding-lookup';
+import { embeddingLookup } from '@tfjs-peft/core';
 import { sinusoidalPositions } from '../ops/sinusoidal-positions';
 import { asShapeList, asTensorList, type Kwargs, type LayerArgs } from './layer-args';
 
