@@ -39,7 +39,7 @@ async function poison(peft: PeftModel, adapter: string, variable: RegExp, value:
   // A product that overflows: every element large, not just one.
   if (Number.isFinite(value)) data.fill(value);
   else data[0] = value;
-  const next = tf.tensor(data, v.shape);
+  const next = tf.tensor(data, v.shape as number[]);
   v.write(next);
   next.dispose();
 }
