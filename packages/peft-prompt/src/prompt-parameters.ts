@@ -129,7 +129,13 @@ export function lstmEncoder(
   let size = inDim;
   for (let i = 0; i < numLayers; i++) {
     const rnn = tfl.layers.bidirectional({
-      layer: tfl.layers.lstm({ units: hidden, returnSequences: true, name: `${name}_lstm_${i}` }) as tfl.RNN,
+      layer: tfl.layers.lstm({
+        units: hidden,
+        returnSequences: true,
+        name: `${name}_lstm_${i}`,
+        // tfjs's default orthogonal recurrent initializer fails outside a graph build (QR on a non-tensor).
+        recurrentInitializer: 'glorotUniform',
+      }) as tfl.RNN,
       mergeMode: 'concat',
       name: `${name}_bidirectional_${i}`,
     });

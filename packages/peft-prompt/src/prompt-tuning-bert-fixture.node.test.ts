@@ -2,7 +2,12 @@ import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { bertFromHuggingFace, type HuggingFaceBertConfig } from '@tfjs-peft/models';
-import { describeEachBackend, expectTensorsClose, expectWeightsBitIdentical, snapshotWeights } from '@tfjs-peft/test-utils';
+import {
+  describeEachBackend,
+  expectTensorsClose,
+  expectWeightsBitIdentical,
+  snapshotWeights,
+} from '@tfjs-peft/test-utils';
 import { MemoryAdapterStore, parseSafetensors } from '@tfjs-peft/core';
 import { promptFromPretrained, savePromptAdapter, PromptTuningConfig } from './index';
 
@@ -38,11 +43,24 @@ describeEachBackend('PEFT prompt-tuning-bert fixture (written by Hugging Face PE
     const store = new MemoryAdapterStore('memory://prompt-bert');
     await savePromptAdapter(peft, store);
     const saved = parseSafetensors((await store.readFile('adapter_model.safetensors', 1 << 20))!);
-    const original = parseSafetensors(new Uint8Array(readFileSync(join(FIXTURE, 'adapter_model.safetensors'))));
+    const original = parseSafetensors(
+      new Uint8Array(readFileSync(join(FIXTURE, 'adapter_model.safetensors'))),
+    );
     expect([...saved.tensors.keys()].sort()).toEqual([...original.tensors.keys()].sort());
-    for (const [key, t] of original.tensors) expect(Array.from(saved.tensors.get(key)!.data)).toEqual(Array.from(t.data));
-    const json = JSON.parse(new TextDecoder().decode((await store.readFile('adapter_config.json', 1 << 20))!));
-    expect(json).toMatchObject({ peft_type: 'PROMPT_TUNING', num_virtual_tokens: 3, token_dim: 16, num_layers: 2, num_attention_heads: 2, prompt_tuning_init: 'RANDOM', task_type: 'SEQ_CLS' });
+    for (const [key, t] of original.tensors)
+      expect(Array.from(saved.tensors.get(key)!.data)).toEqual(Array.from(t.data));
+    const json = JSON.parse(
+      new TextDecoder().decode((await store.readFile('adapter_config.json', 1 << 20))!),
+    );
+    expect(json).toMatchObject({
+      peft_type: 'PROMPT_TUNING',
+      num_virtual_tokens: 3,
+      token_dim: 16,
+      num_layers: 2,
+      num_attention_heads: 2,
+      prompt_tuning_init: 'RANDOM',
+      task_type: 'SEQ_CLS',
+    });
 
     tf.dispose([ids, mask, logits, baseLogits]);
     const unloaded = peft.unload();
