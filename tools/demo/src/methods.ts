@@ -1,9 +1,8 @@
 // The fine-tuning methods the demo compares. Each takes a FRESH classifier model (pre-trained
 // encoder + `classifier` head) and returns the model to train plus how to save what it learned.
 // A new method adds an entry here (and its id to ALL_METHODS); the rest of the demo is generic.
-import { existsSync, mkdirSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import type * as tfl from '@tensorflow/tfjs-layers';
 import {
   countParameters,
@@ -19,6 +18,7 @@ import { LoraConfig } from '@tfjs-peft/lora';
 import { BottleneckConfig } from '@tfjs-peft/adapters';
 import { BitFitConfig } from '@tfjs-peft/bitfit';
 import { IA3Config } from '@tfjs-peft/ia3';
+import { PrefixTuningConfig, PromptEncoderConfig, PromptTuningConfig } from '@tfjs-peft/prompt';
 
 export type MethodId =
   | 'full'
@@ -100,6 +100,16 @@ export const IA3_OPTIONS = {
   modulesToSave: HEAD,
 };
 
+/** Prompt methods: 20 virtual tokens (PEFT's examples' usual count). */
+export const PROMPT_TUNING_OPTIONS = { numVirtualTokens: 20, promptTuningInit: 'sampleVocab' as const, modulesToSave: HEAD };
+/**
+ * USE lite's first block attends at width 256 (its embedding width) and the others at 512; PEFT's prefix
+ * tuning has one token_dim for every layer, so @tfjs-peft/prompt refuses this model with a typed
+ * TokenDimMismatchError (whatever tokenDim is given) — the row reports it.
+ */
+export const PREFIX_TUNING_OPTIONS = { numVirtualTokens: 20, modulesToSave: HEAD };
+export const P_TUNING_OPTIONS = { numVirtualTokens: 20, encoderHiddenSize: 128, modulesToSave: HEAD };
+
 export function folderBytes(dir: string): { bytes: number; files: string[] } {
   const files = readdirSync(dir, { recursive: true, withFileTypes: false }) as string[];
   let bytes = 0;
@@ -148,33 +158,6 @@ function peftMethod(config: () => PeftConfig): (model: tfl.LayersModel) => Prepa
       // released when the caller disposes the base model.
       dispose: () => peft.model.dispose(),
     };
-  };
-}
-
-const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
-
-/** Prompt tuning, prefix tuning and P-tuning: @tfjs-peft/prompt is being written; until it lands and is wired here, their rows say so. */
-function promptPackageMissing(): string | undefined {
-  if (!existsSync(path.join(REPO_ROOT, 'packages/peft-prompt/package.json'))) {
-    return 'not yet available: @tfjs-peft/prompt (packages/peft-prompt) is not in this checkout';
-  }
-  if (!existsSync(path.join(REPO_ROOT, 'packages/peft-prompt/src/index.ts'))) {
-    return 'not yet available: @tfjs-peft/prompt is being written (packages/peft-prompt has no src/index.ts yet)';
-  }
-  return 'not yet available: packages/peft-prompt exists but the demo does not use it yet (add it to tools/demo/src/methods.ts)';
-}
-
-function notYetAvailable(id: MethodId, label: string, description: string): MethodSpec {
-  return {
-    id,
-    label,
-    learningRate: NaN,
-    description,
-    saved: '—',
-    unavailable: promptPackageMissing,
-    prepare: () => {
-      throw new Error(`${label}: ${promptPackageMissing()}`);
-    },
   };
 }
 
@@ -240,9 +223,30 @@ export const METHODS: Record<MethodId, MethodSpec> = {
     saved: ADAPTER_SAVED,
     prepare: peftMethod(() => new IA3Config(IA3_OPTIONS)),
   },
-  'prompt-tuning': notYetAvailable('prompt-tuning', 'prompt tuning', 'virtual token embeddings prepended to the input embeddings'),
-  'prefix-tuning': notYetAvailable('prefix-tuning', 'prefix tuning', 'per-layer key/value prefixes'),
-  'p-tuning': notYetAvailable('p-tuning', 'P-tuning', 'virtual tokens from a prompt encoder (MLP)'),
+  'prompt-tuning': {
+    id: 'prompt-tuning',
+    label: 'prompt tuning (20 tokens)',
+    learningRate: 1e-2,
+    description: "getPeftModel(model, new PromptTuningConfig({ numVirtualTokens: 20, promptTuningInit: 'sampleVocab', modulesToSave: ['classifier'] }))",
+    saved: ADAPTER_SAVED,
+    prepare: peftMethod(() => new PromptTuningConfig(PROMPT_TUNING_OPTIONS)),
+  },
+  'prefix-tuning': {
+    id: 'prefix-tuning',
+    label: 'prefix tuning (20 tokens)',
+    learningRate: 1e-2,
+    description: "getPeftModel(model, new PrefixTuningConfig({ numVirtualTokens: 20, modulesToSave: ['classifier'] })): key/value prefixes in every attention layer",
+    saved: ADAPTER_SAVED,
+    prepare: peftMethod(() => new PrefixTuningConfig(PREFIX_TUNING_OPTIONS)),
+  },
+  'p-tuning': {
+    id: 'p-tuning',
+    label: 'P-tuning (20 tokens, MLP 128)',
+    learningRate: 1e-2,
+    description: "getPeftModel(model, new PromptEncoderConfig({ numVirtualTokens: 20, encoderHiddenSize: 128, modulesToSave: ['classifier'] }))",
+    saved: ADAPTER_SAVED,
+    prepare: peftMethod(() => new PromptEncoderConfig(P_TUNING_OPTIONS)),
+  },
   'linear-probe': {
     id: 'linear-probe',
     label: 'linear probe (head only)',

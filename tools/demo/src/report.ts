@@ -32,7 +32,7 @@ export interface MethodResult {
   startBufferBytes: number;
   peakHooked: boolean;
   adapter: { dir: string; bytes: number; files: string[]; what: string };
-  validation: { before: Accuracy; after: Accuracy };
+  validation: { after: Accuracy };
   test: { before: Accuracy; after: Accuracy };
   batchLosses: number[];
   /** The loss-curve chart written for this run. */
@@ -73,7 +73,7 @@ export interface DemoReport {
   results: MethodResult[];
   reloadChecks: ReloadCheck[];
   /** Methods asked for that did not run: not available in this checkout, or failed (with the error). */
-  skipped: { method: MethodId; label: string; status: 'not yet available' | 'failed'; reason: string }[];
+  skipped: { method: MethodId; label: string; status: 'not yet available' | 'refused' | 'failed'; reason: string }[];
   /** Order of the rows (the methods asked for). */
   methodOrder: MethodId[];
   charts: { overview: string };
@@ -105,7 +105,7 @@ export function resultsTable(report: DemoReport): string {
     const r = report.results.find((x) => x.id === id);
     if (!r) {
       const s = report.skipped.find((x) => x.method === id)!;
-      return [s.label, '—', '—', '—', '—', '—', s.status === 'failed' ? `**failed**: ${s.reason.split('\n')[0]}` : `*${s.reason}*`, '—'].join(' | ');
+      return [s.label, '—', '—', '—', '—', '—', s.status === 'not yet available' ? `*${s.reason}*` : `**${s.status}**: ${s.reason.split('\n')[0]}`, '—'].join(' | ');
     }
     return [
       r.label,
@@ -149,7 +149,8 @@ export function markdownReport(report: DemoReport): string {
       `Reload check (${c.method}): ${c.how} from ${c.adapterDir}: test accuracy ${(100 * c.testAccuracyReloaded).toFixed(2)}% vs ${(100 * c.testAccuracyTrained).toFixed(2)}% trained, largest probability difference ${c.maxAbsProbabilityDifference.toExponential(2)} → ${c.passed ? 'PASS' : 'FAIL'}.`,
     );
   }
-  for (const s of report.skipped) lines.push(`${s.status === 'failed' ? 'Failed' : 'Not run'}: ${s.label}: ${s.reason}.`);
+  for (const s of report.skipped)
+    lines.push(`${s.status === 'failed' ? 'Failed' : s.status === 'refused' ? 'Refused by the library on this model (a typed error)' : 'Not run'}: ${s.label}: ${s.reason}.`);
   for (const [name, why] of Object.entries(report.unavailableBackends)) lines.push(`Backend ${name} unavailable: ${why}.`);
   lines.push(
     `Tensors: ${report.memory.start.numTensors} (${formatBytes(report.memory.start.numBytes)}) before the runs, ${report.memory.end.numTensors} (${formatBytes(report.memory.end.numBytes)}) after.`,
