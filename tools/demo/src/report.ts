@@ -121,6 +121,20 @@ export function resultsTable(report: DemoReport): string {
   return [header, rule, ...rows.map((row) => `| ${row} |`)].join('\n');
 }
 
+const total = (s: Record<string, number>) => Object.values(s).reduce((a, b) => a + b, 0);
+
+/** What this run did at less than full size, worked out from the run's own numbers. */
+export function reducedNote(report: DemoReport): string {
+  const d = report.data;
+  const notes: string[] = [];
+  if (report.options.quick) notes.push('`--quick` smoke-test sizes');
+  if (total(d.used.train) < total(d.split.train)) notes.push(`trained on ${total(d.used.train)} of the ${total(d.split.train)} training texts (balanced subset)`);
+  if (total(d.used.test) < total(d.split.test)) notes.push(`evaluated on ${total(d.used.test)} of ${total(d.split.test)} test and ${total(d.used.validation)} of ${total(d.split.validation)} validation texts`);
+  if (d.filledFraction > 0) notes.push(`${(100 * d.filledFraction).toFixed(0)}% of texts cut to ${report.options.maxLength} tokens`);
+  notes.push(`${report.options.epochs} epoch(s), no learning-rate search (one fixed rate per method)`);
+  return `Reduced: ${notes.join('; ')}.`;
+}
+
 export function markdownReport(report: DemoReport): string {
   const d = report.data;
   const m = report.machine;
@@ -135,6 +149,7 @@ export function markdownReport(report: DemoReport): string {
     `Model: ${report.model.name}, ${group(report.model.params)} parameters, ${formatBytes(report.model.weightBytes)} of float32 weights (with the ${report.task.classNames.length}-class head). "% of model" is PEFT's trainable% (trainable / all parameters of the model being trained, adapter included).`,
     `Data: ${d.corpus}; ${d.read} texts read, ${d.duplicatesRemoved} duplicates removed; split train ${sizesOf(d.split.train)}, validation ${sizesOf(d.split.validation)}, test ${sizesOf(d.split.test)}.`,
     `Used: train ${sizesOf(d.used.train)} (balanced), validation ${sizesOf(d.used.validation)}, test ${sizesOf(d.used.test)}; ${report.options.maxLength} tokens per text (mean ${d.meanTokens.toFixed(1)} after cutting; ${(100 * d.filledFraction).toFixed(0)}% fill all ${report.options.maxLength}), each text first cut to ${report.options.maxChars} characters.`,
+    reducedNote(report),
     `Training: ${report.options.epochs} epoch(s), batch ${report.options.batchSize}, Adam (learning rate per method: ${report.results.map((r) => `${r.id} ${r.learningRate}`).join(', ')}); every run starts from a fresh copy of the pre-trained model and the same seeded head; every PEFT method also trains a copy of the head (modulesToSave), saved in its adapter.`,
     `Train time / epoch: wall time of fit's epoch (forward, backward, Adam update; ${report.results[0]?.stepsPerEpoch ?? '?'} steps), mean over epochs; it includes the first epoch's warm-up.`,
     report.memory.peakHooked
