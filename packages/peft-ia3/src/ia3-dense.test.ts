@@ -9,7 +9,13 @@ import {
   UnsupportedLayerError,
   parseSafetensors,
 } from '@tfjs-peft/core';
-import { describeEachBackend, expectTensorsClose, expectWeightsBitIdentical, snapshotWeights } from '@tfjs-peft/test-utils';
+import {
+  checkVariableGradients,
+  describeEachBackend,
+  expectTensorsClose,
+  expectWeightsBitIdentical,
+  snapshotWeights,
+} from '@tfjs-peft/test-utils';
 import { IA3Config, IA3Dense } from './index';
 
 function makeMlp(kind: 'sequential' | 'functional' = 'sequential', hidden: 'relu' | 'tanh' = 'relu'): tfl.LayersModel {
@@ -135,33 +141,8 @@ describeEachBackend('IA³ on Dense layers', () => {
     randomise(peft);
     const x = inputs(3);
     const loss = () => tf.tidy(() => tf.sum(tf.square(predict(peft.model, x))) as tf.Scalar);
-    const variables = peft.trainableVariables;
-    const { value, grads } = tf.variableGrads(loss, variables);
-    value.dispose();
-    const epsilon = 5e-3;
-    for (const variable of variables) {
-      const analytic = await grads[variable.name].data();
-      const original = tf.clone(variable);
-      const values = Float32Array.from(await variable.data());
-      for (let i = 0; i < values.length; i++) {
-        const at = async (delta: number) => {
-          const perturbed = values.slice();
-          perturbed[i] += delta;
-          const next = tf.tensor(perturbed, variable.shape);
-          variable.assign(next);
-          next.dispose();
-          const l = loss();
-          const result = (await l.data())[0];
-          l.dispose();
-          return result;
-        };
-        const numeric = ((await at(epsilon)) - (await at(-epsilon))) / (2 * epsilon);
-        expect(Math.abs(numeric - analytic[i])).toBeLessThanOrEqual(1e-2 * Math.max(1, Math.abs(numeric)));
-      }
-      variable.assign(original);
-      original.dispose();
-    }
-    tf.dispose([x, ...Object.values(grads)]);
+    await checkVariableGradients(loss, peft.trainableVariables, { epsilon: 5e-3, tolerance: 1e-2 });
+    x.dispose();
     release(peft, base);
   });
 

@@ -17,6 +17,8 @@ export { expectNoTensorLeak, memoryDelta } from './expect-no-tensor-leak';
 export type { MemoryDelta } from './expect-no-tensor-leak';
 export { checkGradients } from './check-gradients';
 export type { CheckGradientsOptions, GradientCheckResult } from './check-gradients';
+export { checkVariableGradients } from './check-variable-gradients';
+export type { CheckVariableGradientsOptions, VariableGradientCheckResult } from './check-variable-gradients';
 export {
   readTorchFixture,
   readSafetensorsFile,
