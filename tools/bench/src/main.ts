@@ -42,6 +42,17 @@ async function main(): Promise<void> {
     return;
   }
   const options = parsed;
+  if (options.report) {
+    // Re-render a saved run (e.g. after a report change): no measuring.
+    const file = path.resolve(process.env.INIT_CWD ?? process.cwd(), options.report);
+    const saved = JSON.parse(readFileSync(file, 'utf8')) as BenchRun;
+    saved.cores ??= 2;
+    log(terminalTable(saved));
+    const md = markdownReport(saved);
+    writeFileSync(file.replace(/\.json$/, '.md'), md);
+    if (options.latest) writeFileSync(path.join(path.dirname(file), 'latest.md'), md);
+    return;
+  }
   const command = `pnpm bench ${process.argv.slice(2).filter((a) => a !== '--').join(' ')}`.trim();
   const outDir = path.resolve(process.env.INIT_CWD ?? process.cwd(), options.out);
   mkdirSync(outDir, { recursive: true });
@@ -55,6 +66,7 @@ async function main(): Promise<void> {
     date,
     machine,
     node: process.version,
+    cores: os.cpus().length,
     loadAverage: { start: loadStart, end: loadStart },
     backends: [],
   };

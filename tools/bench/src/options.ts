@@ -25,6 +25,8 @@ export interface BenchOptions {
   /** A torch_reference.py JSON to compare with; 'run' runs the script now (needs .venv-hf); 'none' skips. */
   torch?: string;
   out: string;
+  /** Re-render this saved results JSON (no measuring). */
+  report?: string;
   /** Also write results/latest.md. */
   latest: boolean;
 }
@@ -40,6 +42,7 @@ export const USAGE = `pnpm bench [options]
   --print-flops      list every counted matrix product
   --torch=PATH|run|none  PyTorch + PEFT reference: a JSON written by tools/bench/torch_reference.py,
                      'run' to run it now with .venv-hf/bin/python (default: tools/bench/results/torch-latest.json when present)
+  --report=FILE.json re-render a saved run's table and Markdown (no measuring)
   --out=DIR          results folder (default tools/bench/results)
   --no-latest        do not rewrite results/latest.md`;
 
@@ -140,6 +143,9 @@ export function parseOptions(argv: string[]): BenchOptions | 'help' {
         break;
       case '--torch':
         options.torch = value;
+        break;
+      case '--report':
+        options.report = value;
         break;
       case '--out':
         options.out = value;
