@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
+import { releaseLayerWeights } from '@tfjs-peft/core';
 import { AdapterNameError, moduleKey, type PeftLayer } from '@tfjs-peft/core';
 import type { BottleneckInit, BottleneckLayerNorm, BottleneckNonLinearity } from './bottleneck-config';
 import { AdapterNotMergeableError } from './bottleneck-errors';
@@ -236,11 +237,7 @@ export class BottleneckAdapter extends tfl.layers.Layer implements PeftLayer {
   commitMerge(): void {}
 
   deleteAdapter(name: string): void {
-    const own = variablesOf(this.requireAdapter(name));
-    // The raw list, not the getter: it also holds variables that setAdapter froze.
-    const self = this as unknown as { _trainableWeights: LayerVariable[] };
-    self._trainableWeights = self._trainableWeights.filter((w) => !own.includes(w));
-    own.forEach((v) => v.dispose());
+    releaseLayerWeights(this, variablesOf(this.requireAdapter(name)));
     this.adapters.delete(name);
     this.active = this.active.filter((n) => n !== name);
   }

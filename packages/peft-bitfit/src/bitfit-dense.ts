@@ -1,6 +1,12 @@
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
-import { AdapterNameError, applyFrozenDense, moduleKey, type PeftLayer } from '@tfjs-peft/core';
+import {
+  AdapterNameError,
+  applyFrozenDense,
+  releaseLayerWeights,
+  moduleKey,
+  type PeftLayer,
+} from '@tfjs-peft/core';
 
 type LayerVariable = tfl.LayerVariable;
 type Kwargs = Record<string, unknown>;
@@ -228,12 +234,7 @@ export class BitFitDense extends tfl.layers.Layer implements PeftLayer {
     if (bias === undefined) throw new AdapterNameError(name, `is not an adapter of layer "${this.name}"`);
     if (this.merged.includes(name))
       throw new AdapterNameError(name, `is merged into layer "${this.name}"; unmerge first`);
-    if (bias) {
-      // The raw list, not the getter: it also holds variables that setAdapter froze.
-      const self = this as unknown as { _trainableWeights: LayerVariable[] };
-      self._trainableWeights = self._trainableWeights.filter((w) => w !== bias);
-      bias.dispose();
-    }
+    if (bias) releaseLayerWeights(this, [bias]);
     this.biases.delete(name);
     this.active = this.active.filter((n) => n !== name);
   }

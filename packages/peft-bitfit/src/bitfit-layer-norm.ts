@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
-import { AdapterNameError, moduleKey, type PeftLayer } from '@tfjs-peft/core';
+import { releaseLayerWeights, AdapterNameError, moduleKey, type PeftLayer } from '@tfjs-peft/core';
 
 type LayerVariable = tfl.LayerVariable;
 type Kwargs = Record<string, unknown>;
@@ -95,7 +95,14 @@ export class BitFitLayerNorm extends tfl.layers.Layer implements PeftLayer {
       const created: Partial<Record<Param, LayerVariable>> = {};
       for (const param of this.params) {
         const source = this.unmergedValues?.[param] ?? this.base[param]!.read();
-        const variable = this.addWeight(`${param}_${name}`, source.shape, 'float32', tfl.initializers.zeros(), undefined, true);
+        const variable = this.addWeight(
+          `${param}_${name}`,
+          source.shape,
+          'float32',
+          tfl.initializers.zeros(),
+          undefined,
+          true,
+        );
         (variable as unknown as { originalName: string }).originalName = `${this.name}/${param}_${name}`;
         variable.write(source);
         created[param] = variable;
@@ -174,7 +181,8 @@ export class BitFitLayerNorm extends tfl.layers.Layer implements PeftLayer {
   private mergedValue(param: Param, names: readonly string[]): tf.Tensor {
     return tf.tidy(() => {
       const current = this.base[param]!.read();
-      if (names.length === 1 && this.merged.length === 0) return tf.clone(this.requireCopy(names[0])[param]!.read());
+      if (names.length === 1 && this.merged.length === 0)
+        return tf.clone(this.requireCopy(names[0])[param]!.read());
       const original = this.unmergedValues?.[param] ?? current;
       let sum: tf.Tensor = current;
       for (const name of names) sum = tf.add(sum, tf.sub(this.requireCopy(name)[param]!.read(), original));
@@ -227,10 +235,7 @@ export class BitFitLayerNorm extends tfl.layers.Layer implements PeftLayer {
     if (copy === undefined) throw new AdapterNameError(name, `is not an adapter of layer "${this.name}"`);
     if (this.merged.includes(name))
       throw new AdapterNameError(name, `is merged into layer "${this.name}"; unmerge first`);
-    const own = copy ? Object.values(copy) : [];
-    const self = this as unknown as { _trainableWeights: LayerVariable[] };
-    self._trainableWeights = self._trainableWeights.filter((w) => !own.includes(w));
-    own.forEach((v) => v.dispose());
+    releaseLayerWeights(this, copy ? Object.values(copy) : []);
     this.copies.delete(name);
     this.active = this.active.filter((n) => n !== name);
   }

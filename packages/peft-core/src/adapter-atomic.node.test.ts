@@ -216,25 +216,19 @@ describeEachBackend('a load that fails half way changes nothing', () => {
     });
   }
 
-  // KNOWN ISSUE, pinned until fixed in peft-lora (lora-layer.ts deleteAdapter): the rolled-back
-  // adapter's weight names stay in tfjs-layers' _addedWeightNames, so loading the corrected file under
-  // the same name throws a raw Error "Duplicate weight name lora_A_third for layer fc1". The same
-  // happens after deleteAdapter('x') + addAdapter('x'). When fixed this fails: change it.failing to it.
-  it.failing(
-    'after a failed load beside other adapters, the corrected file loads under the same name',
-    async () => {
-      const base = makeBase();
-      const peft = getPeftModel(base, loraConfig());
-      const bad = dropTensor(await savedAdapter(), KEYS.middle);
-      await expect(peft.loadAdapter(storeWith(bad), 'third')).rejects.toThrow(AdapterMismatchError);
-      try {
-        await peft.loadAdapter(storeWith(await savedAdapter()), 'third');
-      } finally {
-        peft.unload();
-        base.dispose();
-      }
-    },
-  );
+  // A rolled-back adapter releases its weight names (releaseLayerWeights), so the same name loads again.
+  it('after a failed load beside other adapters, the corrected file loads under the same name', async () => {
+    const base = makeBase();
+    const peft = getPeftModel(base, loraConfig());
+    const bad = dropTensor(await savedAdapter(), KEYS.middle);
+    await expect(peft.loadAdapter(storeWith(bad), 'third')).rejects.toThrow(AdapterMismatchError);
+    try {
+      await peft.loadAdapter(storeWith(await savedAdapter()), 'third');
+    } finally {
+      peft.unload();
+      base.dispose();
+    }
+  });
 
   it('a DoRA adapter with a bad magnitude (last tensor read) changes nothing', async () => {
     const base = makeBase();
@@ -261,26 +255,20 @@ describeEachBackend('a load that fails half way changes nothing', () => {
     ).toThrow(/tensor "base_model\.model\.fc2\.lora_A\.weight" holds NaN at element 1/);
   });
 
-  // Pinned until loadAdapter calls assertFiniteAdapterTensors (one line in peft-model.ts, after
-  // parseSafetensors): today the NaN loads. When it is wired this test fails: change it.failing to it.
-  it.failing(
-    'fromPretrained refuses NaN in an adapter file, naming the key, and changes nothing',
-    async () => {
-      const base = makeBase();
-      const files = editTensor(await savedAdapter(), KEYS.middle, (_e, data) =>
-        data.setFloat32(4, NaN, true),
-      );
-      const before = await modelState(null, base);
-      const result = await PeftModel.fromPretrained(base, storeWith(files)).then(
-        (peft) => (peft.unload(), null),
-        (e) => e,
-      );
-      await expectStateUnchanged(before, null, base);
-      base.dispose();
-      expect(result).toBeInstanceOf(NonFiniteAdapterValueError);
-      expect((result as NonFiniteAdapterValueError).key).toBe(KEYS.middle);
-    },
-  );
+  // loadAdapter runs assertFiniteAdapterTensors on the parsed file before touching the model.
+  it('fromPretrained refuses NaN in an adapter file, naming the key, and changes nothing', async () => {
+    const base = makeBase();
+    const files = editTensor(await savedAdapter(), KEYS.middle, (_e, data) => data.setFloat32(4, NaN, true));
+    const before = await modelState(null, base);
+    const result = await PeftModel.fromPretrained(base, storeWith(files)).then(
+      (peft) => (peft.unload(), null),
+      (e) => e,
+    );
+    await expectStateUnchanged(before, null, base);
+    base.dispose();
+    expect(result).toBeInstanceOf(NonFiniteAdapterValueError);
+    expect((result as NonFiniteAdapterValueError).key).toBe(KEYS.middle);
+  });
 });
 
 function renameKey(files: Map<string, Uint8Array>, from: string, to: string): Uint8Array {

@@ -102,40 +102,6 @@ async function saveSourceAdapters(): Promise<SourceAdapter[]> {
   return sources;
 }
 
-/**
- * Known issues, each pinned by an it.failing test below, that the long mode hits (config-driven, all
- * in code this suite does not own). Their cases are counted and printed, not failed; once a fix lands
- * its it.failing test fails, and the entry here is deleted.
- */
-function knownIssue(files: Map<string, Uint8Array>): string | null {
-  let json: Record<string, unknown>;
-  try {
-    json = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(files.get(ADAPTER_CONFIG_FILE)!));
-  } catch {
-    return null;
-  }
-  if (json === null || typeof json !== 'object') return null;
-  const patterns = [json.rank_pattern, json.alpha_pattern].filter(
-    (p) => p !== null && typeof p === 'object',
-  ) as object[];
-  for (const p of patterns) {
-    for (const key of Object.keys(p)) {
-      try {
-        new RegExp(key);
-      } catch {
-        return 'rank/alpha pattern that is not a valid RegExp throws SyntaxError';
-      }
-    }
-  }
-  const ranks = [
-    json.r,
-    ...(json.rank_pattern && typeof json.rank_pattern === 'object' ? Object.values(json.rank_pattern) : []),
-  ];
-  if (ranks.some((r) => typeof r === 'number' && r > 4096))
-    return 'a large r is allocated before the shapes are checked';
-  return null;
-}
-
 interface Tally {
   cases: number;
   typedError: number;
@@ -221,7 +187,6 @@ describeEachBackend('adapter loading survives hostile files (fuzz)', (backend) =
       const root = new FuzzRandom(SEED);
       const tallies = new Map<string, Tally>();
       const violations: string[] = [];
-      const knownHits: string[] = [];
       const stats = { maxMs: 0, slowest: '', maxAllocRatio: 0, maxAllocBytes: 0 };
       const first = ONLY_CASE ?? 0;
       const last = ONLY_CASE ?? count - 1;
@@ -234,9 +199,7 @@ describeEachBackend('adapter loading survives hostile files (fuzz)', (backend) =
         const store = new MemoryAdapterStore();
         for (const [path, bytes] of files) store.files.set(path, bytes);
         const label = `case ${index} (seed ${SEED}, ${source.name}, ${kinds.join(' + ')})`;
-        const known = knownIssue(files);
-        const fail = (problem: string) =>
-          (known ? knownHits : violations).push(`${label}: ${problem}${known ? ` [KNOWN: ${known}]` : ''}`);
+        const fail = (problem: string) => violations.push(`${label}: ${problem}`);
 
         const tensorsBefore = tf.memory().numTensors;
         const bytesBefore = tf.memory().numBytes;
@@ -309,10 +272,6 @@ describeEachBackend('adapter loading survives hostile files (fuzz)', (backend) =
       }
 
       report(backend, last - first + 1, tallies, stats);
-      if (knownHits.length)
-        console.warn(
-          `[adapter-fuzz ${backend}] ${knownHits.length} violation(s) from KNOWN issues (pinned by it.failing tests):\n${knownHits.join('\n')}`,
-        );
       base.dispose();
       expect(violations).toEqual([]);
       if (ONLY_CASE === undefined) {
@@ -326,16 +285,12 @@ describeEachBackend('adapter loading survives hostile files (fuzz)', (backend) =
   );
 });
 
-// KNOWN ISSUE, pinned with it.failing until fixed: loadAdapter injects the adapter (allocating and
-// initialising variables of the config's rank) before it compares shapes with the file, so a 1.3 KB
-// adapter with r = 65536 makes the loader allocate ~27 MB here, and r × (in + out) × 4 bytes per
-// targeted layer in general (GBs on a BERT-sized model) before it fails with AdapterMismatchError.
-// The fix is in peft-model.ts (check the shapes the config implies against the file before injecting);
-// when it lands this test starts failing: change it.failing to it.
+// A config must not make the loader allocate far beyond the files: the ranks a LoRA config implies
+// are checked against the file (PeftMethod.checkConfigAgainstFile) before any variable exists.
 describeEachBackend(
   'a config cannot make the loader allocate far beyond the files',
   () => {
-    it.failing('r = 65536 in adapter_config.json beside an r = 4 safetensors file', async () => {
+    it('r = 65536 in adapter_config.json beside an r = 4 safetensors file', async () => {
       const [source] = await saveSourceAdapters();
       const config = JSON.parse(new TextDecoder().decode(source.files.get(ADAPTER_CONFIG_FILE)!));
       const store = new MemoryAdapterStore();
@@ -360,8 +315,7 @@ describeEachBackend(
         expect(after - before).toBeLessThan(ALLOCATION_FACTOR * fileBytes + ALLOCATION_SLACK);
     });
 
-    // KNOWN ISSUES, pinned until fixed in peft-lora (LoraConfig validates rank_pattern/alpha_pattern
-    // values but neither compiles the keys nor bounds the ranks as it bounds r): found by the long mode.
+    // Found by the long mode: rank_pattern keys must compile and its ranks are bounded like r.
     const patternCases: Array<[string, Record<string, number>, RegExp]> = [
       [
         'a rank_pattern key that is not a RegExp ("(") throws SyntaxError',
@@ -375,7 +329,7 @@ describeEachBackend(
       ],
     ];
     for (const [what, pattern, raw] of patternCases) {
-      it.failing(`${what} instead of a PeftConfigError`, async () => {
+      it(`${what} instead of a PeftConfigError`, async () => {
         const [source] = await saveSourceAdapters();
         const config = JSON.parse(new TextDecoder().decode(source.files.get(ADAPTER_CONFIG_FILE)!));
         const store = new MemoryAdapterStore();

@@ -52,9 +52,10 @@ describeEachBackend('embeddingLookup', () => {
     const optimizer = tf.train.sgd(0.1);
     const before = tf.memory().numTensors;
     for (let step = 0; step < 3; step++) {
-      tf.dispose(
-        optimizer.minimize(() => tf.sum(tf.square(embeddingLookup(variable as tf.Tensor2D, i))) as tf.Scalar),
+      const cost = optimizer.minimize(
+        () => tf.sum(tf.square(embeddingLookup(variable as tf.Tensor2D, i))) as tf.Scalar,
       );
+      if (cost) cost.dispose();
     }
     expect(tf.memory().numTensors).toBe(before);
     optimizer.dispose();

@@ -28,6 +28,7 @@ export { applyFrozenDense, frozenDense, FUSABLE_ACTIVATIONS } from './frozen-den
 export type { FusableActivation } from './frozen-dense';
 export { WASM_KERNELS_FILLED } from './wasm-kernel-gaps';
 export { embeddingLookup } from './embedding-lookup';
+export { releaseLayerWeights } from './release-layer-weights';
 export { ModulesToSaveWrapper, injectModulesToSave } from './modules-to-save-wrapper';
 export { parseSafetensors, serializeSafetensors } from './safetensors';
 export type { SafetensorsDtype, SafetensorsFile, SafetensorsLimits, SafetensorsTensor } from './safetensors';

@@ -19,6 +19,16 @@ export interface PeftMethod<C extends PeftConfig = PeftConfig> {
    */
   inject(model: tfl.LayersModel, config: C, adapterName: string): tfl.LayersModel;
   /**
+   * Optional, for loading: before anything is allocated, checks that the config cannot make the
+   * loader create far larger variables than the file holds (e.g. a rank the file lacks). Throws a
+   * typed error naming the culprit.
+   */
+  checkConfigAgainstFile?(
+    model: tfl.LayersModel,
+    config: C,
+    shapes: ReadonlyMap<string, readonly number[]>,
+  ): void;
+  /**
    * Optional: builds adapter `newName` from existing ones (LoRA's add_weighted_adapter). Adds it to
    * the method's layers and returns its config.
    */

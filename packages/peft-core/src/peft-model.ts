@@ -22,6 +22,7 @@ import { countParameters, formatTrainableParameters, type TrainableParameterCoun
 import { PeftConfig } from './peft-config';
 import { isPeftLayer, type PeftLayer } from './peft-layer';
 import { getPeftMethod } from './peft-method-registry';
+import { assertFiniteAdapterTensors } from './adapter-validation';
 import { parseJsonObject } from './safe-json';
 import { parseSafetensors, serializeSafetensors, type SafetensorsLimits } from './safetensors';
 
@@ -381,6 +382,14 @@ export class PeftModel {
     );
     if (!weightBytes) throw new AdapterIOError(store.url, `no ${prefix}${ADAPTER_WEIGHTS_FILE} here`);
     const file = parseSafetensors(weightBytes, ADAPTER_WEIGHTS_FILE, options.safetensorsLimits);
+    // Everything about the files is checked before the model is touched.
+    assertFiniteAdapterTensors(file.tensors);
+    const mappedShapes = new Map(
+      [...file.tensors].map(
+        ([key, t]) => [remapKey(key, options.nameMapping), t.shape] as [string, number[]],
+      ),
+    );
+    method.checkConfigAgainstFile?.(this.currentModel, config, mappedShapes);
 
     const hadAdapters = this.configs.size > 0;
     const previousActive = [...this.active];
@@ -628,6 +637,20 @@ export class PeftModel {
   private assertUsable(): void {
     if (this.unloaded) throw new PeftError('This PeftModel was unloaded; use the model unload() returned');
   }
+}
+
+/** A saved key with its module path mapped to tfjs names (`base_model.model.<mapped>.<rest>`). */
+function remapKey(key: string, mapping?: ModuleNameMapping): string {
+  if (!mapping || !key.startsWith(KEY_PREFIX)) return key;
+  const rest = key.slice(KEY_PREFIX.length);
+  // The module path is everything before the last one or two segments; try the longest mapping.
+  const parts = rest.split('.');
+  for (let cut = parts.length - 1; cut > 0; cut--) {
+    const modulePath = parts.slice(0, cut).join('.');
+    const mapped = mapModuleName(modulePath, mapping);
+    if (mapped !== modulePath) return `${KEY_PREFIX}${mapped}.${parts.slice(cut).join('.')}`;
+  }
+  return key;
 }
 
 function mapModuleName(modulePath: string, mapping?: ModuleNameMapping): string {

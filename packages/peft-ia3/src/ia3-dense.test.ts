@@ -18,8 +18,17 @@ import {
 } from '@tfjs-peft/test-utils';
 import { IA3Config, IA3Dense } from './index';
 
-function makeMlp(kind: 'sequential' | 'functional' = 'sequential', hidden: 'relu' | 'tanh' = 'relu'): tfl.LayersModel {
-  const dense = (name: string, units: number, activation: 'relu' | 'tanh' | 'linear', s: number, inputShape?: number[]) =>
+function makeMlp(
+  kind: 'sequential' | 'functional' = 'sequential',
+  hidden: 'relu' | 'tanh' = 'relu',
+): tfl.LayersModel {
+  const dense = (
+    name: string,
+    units: number,
+    activation: 'relu' | 'tanh' | 'linear',
+    s: number,
+    inputShape?: number[],
+  ) =>
     tfl.layers.dense({
       name,
       units,
@@ -67,7 +76,9 @@ describeEachBackend('IA³ on Dense layers', () => {
       const x = inputs();
       const before = predict(base, x);
       const peft = getPeftModel(base, config({ targetModules: ['fc1', 'fc2', 'head'] }));
-      expect(peft.peftLayers().map((l) => [l.name, (l as IA3Dense).adapterSettings('default').feedforward])).toEqual([
+      expect(
+        peft.peftLayers().map((l) => [l.name, (l as IA3Dense).adapterSettings('default').feedforward]),
+      ).toEqual([
         ['fc1', false],
         ['fc2', true],
         ['head', false],
@@ -110,7 +121,9 @@ describeEachBackend('IA³ on Dense layers', () => {
     expectWeightsBitIdentical(original, await snapshotWeights(base));
     const after = await snapshotWeights(peft.trainableVariables);
     expect(after).toHaveLength(2);
-    expect(after.every((w, i) => Buffer.compare(Buffer.from(w.bytes), Buffer.from(before[i].bytes)) !== 0)).toBe(true);
+    expect(
+      after.every((w, i) => Buffer.compare(Buffer.from(w.bytes), Buffer.from(before[i].bytes)) !== 0),
+    ).toBe(true);
     peft.model.optimizer.dispose();
     tf.dispose([x, y]);
     release(peft, base);
@@ -126,11 +139,10 @@ describeEachBackend('IA³ on Dense layers', () => {
       tf.dispose([value, ...Object.values(grads)]);
     });
     const kernelShapes = new Set(['6,10', '10,8', '8,3']);
-    const weightGradients = profile.kernels.filter(
-      (k) => /MatMul/.test(k.name) && kernelShapes.has(String(k.outputShapes[0])),
-    );
-    expect(profile.kernels.map((k) => k.name)).not.toContain('_FusedMatMul');
-    expect(weightGradients).toEqual([]);
+    // A kernel gradient is any kernel whose output has a frozen kernel's [in, out] shape (the forward
+    // pass runs tfjs's own fused matMul, whose outputs are activations, never kernel-shaped).
+    const weightGradients = profile.kernels.filter((k) => kernelShapes.has(String(k.outputShapes[0])));
+    expect(weightGradients.map((k) => k.name)).toEqual([]);
     x.dispose();
     release(peft, base);
   });
@@ -288,26 +300,32 @@ describeEachBackend('IA³ on Dense layers', () => {
 
     it('unknown targets, unknown feed-forward names, unsupported layers, bad options', () => {
       const base = makeMlp();
-      expect(() => getPeftModel(base, new IA3Config({ targetModules: ['fc3'] }))).toThrow(TargetNotFoundError);
+      expect(() => getPeftModel(base, new IA3Config({ targetModules: ['fc3'] }))).toThrow(
+        TargetNotFoundError,
+      );
       expect(() => getPeftModel(base, new IA3Config({ targetModules: ['fc3'] }))).toThrow(/"fc3".*fc1/);
       expect(() => getPeftModel(base, config({ feedforwardModules: ['fc9'] }))).toThrow(TargetNotFoundError);
       expect(() => new IA3Config({ targetModules: [] })).toThrow(/targetModules/);
       expect(() => new IA3Config({ targetModules: ['fc1'], feedforwardModules: ['fc1', /x/] })).toThrow(
         /feedforwardModules/,
       );
-      expect(() => new IA3Config({ targetModules: ['fc1'], initIa3Weights: 1 as never })).toThrow(/initIa3Weights/);
+      expect(() => new IA3Config({ targetModules: ['fc1'], initIa3Weights: 1 as never })).toThrow(
+        /initIa3Weights/,
+      );
       expect(() => new IA3Config({ targetModules: ['fc1'], feedForwardModules: ['fc1'] } as never)).toThrow(
         /not a field of IA3Config/,
       );
-      expect(() => IA3Config.fromJson({ peft_type: 'IA3', target_modules: ['fc1'], fan_in_fan_out: true })).toThrow(
-        /fan_in_fan_out/,
-      );
+      expect(() =>
+        IA3Config.fromJson({ peft_type: 'IA3', target_modules: ['fc1'], fan_in_fan_out: true }),
+      ).toThrow(/fan_in_fan_out/);
       expect(base.trainableWeights).toHaveLength(6);
       base.dispose();
       const conv = tfl.sequential({
         layers: [tfl.layers.conv2d({ name: 'conv', filters: 2, kernelSize: 3, inputShape: [5, 5, 1] })],
       });
-      expect(() => getPeftModel(conv, new IA3Config({ targetModules: ['conv'] }))).toThrow(UnsupportedLayerError);
+      expect(() => getPeftModel(conv, new IA3Config({ targetModules: ['conv'] }))).toThrow(
+        UnsupportedLayerError,
+      );
       conv.dispose();
     });
   });

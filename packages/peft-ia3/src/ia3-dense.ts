@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
+import { releaseLayerWeights } from '@tfjs-peft/core';
 import { AdapterNameError, frozenDense, moduleKey, type PeftLayer } from '@tfjs-peft/core';
 
 type LayerVariable = tfl.LayerVariable;
@@ -95,7 +96,11 @@ export class IA3Dense extends tfl.layers.Layer implements PeftLayer {
 
   addAdapter(name: string, settings: IA3AdapterSettings): void {
     if (this.adapters.has(name)) throw new AdapterNameError(name, `already exists on layer "${this.name}"`);
-    this.adapters.set(name, { feedforward: settings.feedforward, initIa3Weights: settings.initIa3Weights, vector: null });
+    this.adapters.set(name, {
+      feedforward: settings.feedforward,
+      initIa3Weights: settings.initIa3Weights,
+      vector: null,
+    });
     if (this.base.built) this.createPendingWeights();
   }
 
@@ -103,7 +108,9 @@ export class IA3Dense extends tfl.layers.Layer implements PeftLayer {
     for (const [name, adapter] of this.adapters) {
       if (adapter.vector) continue;
       const length = adapter.feedforward ? this.inputDim : this.units;
-      const init = adapter.initIa3Weights ? tfl.initializers.ones() : tfl.initializers.randomNormal({ mean: 0, stddev: 1 });
+      const init = adapter.initIa3Weights
+        ? tfl.initializers.ones()
+        : tfl.initializers.randomNormal({ mean: 0, stddev: 1 });
       const vector = this.addWeight(`ia3_l_${name}`, [length], 'float32', init, undefined, true);
       (vector as unknown as { originalName: string }).originalName = `${this.name}/ia3_l_${name}`;
       adapter.vector = vector;
@@ -153,7 +160,9 @@ export class IA3Dense extends tfl.layers.Layer implements PeftLayer {
   }
 
   override disposeWeights(): number {
-    const own = [...this.adapters.values()].map((a) => a.vector).filter((v): v is LayerVariable => v !== null);
+    const own = [...this.adapters.values()]
+      .map((a) => a.vector)
+      .filter((v): v is LayerVariable => v !== null);
     if (this.ownsBaseLayer) own.push(...this.baseLayer.weights);
     own.forEach((v) => v.dispose());
     this.disposeUnmerged();
@@ -265,11 +274,7 @@ export class IA3Dense extends tfl.layers.Layer implements PeftLayer {
     if (!adapter) throw new AdapterNameError(name, `is not an adapter of layer "${this.name}"`);
     if (this.merged.includes(name))
       throw new AdapterNameError(name, `is merged into layer "${this.name}"; unmerge first`);
-    if (adapter.vector) {
-      const self = this as unknown as { _trainableWeights: LayerVariable[] };
-      self._trainableWeights = self._trainableWeights.filter((w) => w !== adapter.vector);
-      adapter.vector.dispose();
-    }
+    if (adapter.vector) releaseLayerWeights(this, [adapter.vector]);
     this.adapters.delete(name);
     this.active = this.active.filter((n) => n !== name);
   }
@@ -313,7 +318,8 @@ export class IA3Dense extends tfl.layers.Layer implements PeftLayer {
 
   override getConfig(): tf.serialization.ConfigDict {
     const adapters: Record<string, IA3AdapterSettings> = {};
-    for (const [name, { feedforward, initIa3Weights }] of this.adapters) adapters[name] = { feedforward, initIa3Weights };
+    for (const [name, { feedforward, initIa3Weights }] of this.adapters)
+      adapters[name] = { feedforward, initIa3Weights };
     return {
       ...super.getConfig(),
       layer: { className: this.baseLayer.getClassName(), config: this.baseLayer.getConfig() },

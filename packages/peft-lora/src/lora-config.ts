@@ -67,6 +67,21 @@ const OPTION_NAMES = [
   'taskType',
 ] as const;
 
+/** The largest rank accepted (PEFT has none; a bound keeps a hostile config from asking for gigabytes). */
+const MAX_RANK = 1 << 16;
+
+/** Pattern keys are regular expressions: each must compile. */
+function requirePatterns(field: string, patterns: Record<string, number>): Record<string, number> {
+  for (const pattern of Object.keys(patterns)) {
+    try {
+      new RegExp(pattern);
+    } catch {
+      throw new PeftConfigError(`${field}.${pattern}`, pattern, 'is not a valid regular expression');
+    }
+  }
+  return patterns;
+}
+
 /** adapter_config.json fields fromJson reads. */
 const HANDLED_JSON_FIELDS = new Set([
   'peft_type',
@@ -130,7 +145,7 @@ export class LoraConfig extends PeftConfig {
     rejectUnknownFields('LoraConfig', options as unknown as Record<string, unknown>, OPTION_NAMES);
     super(options);
     this.targetModules = validateTargetModules('targetModules', options.targetModules);
-    this.r = requireInteger('r', options.r ?? 8, 1, 1 << 16);
+    this.r = requireInteger('r', options.r ?? 8, 1, MAX_RANK);
     this.loraAlpha = requireNumber('loraAlpha', options.loraAlpha ?? 8, 0, Infinity, { exclusiveMin: true });
     this.loraDropout = requireNumber('loraDropout', options.loraDropout ?? 0, 0, 1);
     if (this.loraDropout === 1) throw new PeftConfigError('loraDropout', 1, 'expected a value below 1');
@@ -156,12 +171,15 @@ export class LoraConfig extends PeftConfig {
       throw new PeftConfigError('initLoraWeights', init, "expected true, false or 'gaussian'");
     }
     this.initLoraWeights = init;
-    this.rankPattern = requireNumberRecord('rankPattern', options.rankPattern ?? {}, 1, true);
-    this.alphaPattern = requireNumberRecord(
+    this.rankPattern = requirePatterns(
+      'rankPattern',
+      requireNumberRecord('rankPattern', options.rankPattern ?? {}, 1, true),
+    );
+    for (const [pattern, rank] of Object.entries(this.rankPattern))
+      requireInteger(`rankPattern.${pattern}`, rank, 1, MAX_RANK);
+    this.alphaPattern = requirePatterns(
       'alphaPattern',
-      options.alphaPattern ?? {},
-      Number.MIN_VALUE,
-      false,
+      requireNumberRecord('alphaPattern', options.alphaPattern ?? {}, Number.MIN_VALUE, false),
     );
     this.excludeModules =
       options.excludeModules == null ? null : validateTargetModules('excludeModules', options.excludeModules);

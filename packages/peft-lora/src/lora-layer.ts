@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
-import { AdapterNameError, moduleKey, type PeftLayer } from '@tfjs-peft/core';
+import { AdapterNameError, moduleKey, releaseLayerWeights, type PeftLayer } from '@tfjs-peft/core';
 import type { LoraInit } from './lora-config';
 
 type LayerVariable = tfl.LayerVariable;
@@ -290,11 +290,7 @@ export abstract class LoraLayer extends tfl.layers.Layer implements PeftLayer {
     const adapter = this.requireAdapter(name);
     if (this.merged.includes(name))
       throw new AdapterNameError(name, `is merged into layer "${this.name}"; unmerge first`);
-    const own = this.ownVariables(adapter);
-    // The raw list, not the getter: it also holds variables that setAdapter froze.
-    const holder = this as unknown as { _trainableWeights: LayerVariable[] };
-    holder._trainableWeights = holder._trainableWeights.filter((w) => !own.includes(w));
-    own.forEach((v) => v.dispose());
+    releaseLayerWeights(this, this.ownVariables(adapter));
     this.adapters.delete(name);
     this.active = this.active.filter((n) => n !== name);
   }

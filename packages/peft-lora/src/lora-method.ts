@@ -9,6 +9,7 @@ import {
   rebuildModel,
   registerPeftMethod,
   UnsupportedLayerError,
+  AdapterMismatchError,
   type PeftMethod,
 } from '@tfjs-peft/core';
 import { LoraConfig } from './lora-config';
@@ -26,33 +27,55 @@ const WRAPPERS: Record<string, new (args: LoraLayerArgs) => LoraLayer> = {
 };
 const SUPPORTED = Object.keys(WRAPPERS);
 
+/** The user's layers a config targets, checked to be supported; allocates nothing. */
+function selectLayers(model: tfl.LayersModel, config: LoraConfig): tfl.layers.Layer[] {
+  // Match against the user's layers, so class-name targets ('Dense') still see wrapped layers.
+  const view = collectLayers(model).map((l) => (isPeftLayer(l) && l.baseLayer ? l.baseLayer : l));
+  const selected = filterLayersToTransform(
+    matchTargetLayers(view, config.targetModules, {
+      outputLayerNames: outputLayerNames(model),
+      excludeModules: config.excludeModules,
+    }),
+    config.layersToTransform,
+    config.layersPattern,
+  );
+  for (const layer of selected) {
+    if (!SUPPORTED.includes(layer.getClassName())) {
+      throw new UnsupportedLayerError(layer.name, layer.getClassName(), SUPPORTED.join(', '));
+    }
+    if (config.useDora && layer.getClassName() !== 'Dense') {
+      throw new UnsupportedLayerError(layer.name, layer.getClassName(), 'Dense (for useDora)');
+    }
+  }
+  return selected;
+}
+
 /** Model-level LoRA: wraps each targeted layer (or adds the adapter to an existing wrapper). */
 export const loraMethod: PeftMethod<LoraConfig> = {
   peftType: 'LORA',
   configFromJson: (json) => LoraConfig.fromJson(json),
   addWeightedAdapter: addWeightedLoraAdapter,
+  checkConfigAgainstFile(model, config, shapes) {
+    // Before any variable exists: a config must not make the loader allocate ranks the file lacks.
+    const fileRanks = [...shapes]
+      .filter(([key]) => key.endsWith('.lora_A.weight') || key.endsWith('.lora_embedding_A'))
+      .map(([, shape]) => shape[0]);
+    const largest = Math.max(0, ...fileRanks);
+    for (const layer of selectLayers(model, config)) {
+      const { r } = config.rankAndAlphaFor(moduleKey(layer.name));
+      if (r > largest) {
+        throw new AdapterMismatchError(
+          `${moduleKey(layer.name)}.lora_A`,
+          `adapter_config.json asks for rank ${r} on layer "${layer.name}" but the file's largest rank is ${largest}`,
+        );
+      }
+    }
+  },
   inject(model, config, adapterName) {
     const layers = collectLayers(model);
     const wrapperOf = new Map<tfl.layers.Layer, LoraLayer>();
     for (const layer of layers) if (layer instanceof LoraLayer) wrapperOf.set(layer.baseLayer, layer);
-    // Match against the user's layers, so class-name targets ('Dense') still see wrapped layers.
-    const view = layers.map((l) => (isPeftLayer(l) && l.baseLayer ? l.baseLayer : l));
-    const selected = filterLayersToTransform(
-      matchTargetLayers(view, config.targetModules, {
-        outputLayerNames: outputLayerNames(model),
-        excludeModules: config.excludeModules,
-      }),
-      config.layersToTransform,
-      config.layersPattern,
-    );
-    for (const layer of selected) {
-      if (!SUPPORTED.includes(layer.getClassName())) {
-        throw new UnsupportedLayerError(layer.name, layer.getClassName(), SUPPORTED.join(', '));
-      }
-      if (config.useDora && layer.getClassName() !== 'Dense') {
-        throw new UnsupportedLayerError(layer.name, layer.getClassName(), 'Dense (for useDora)');
-      }
-    }
+    const selected = selectLayers(model, config);
     const created = new Map<tfl.layers.Layer, LoraLayer>();
     const extended: LoraLayer[] = [];
     try {

@@ -168,8 +168,8 @@ export function loadBertWeights(model: LayersModel, weights: TensorSource, prefi
     plan.push([layer, () => [get(`${key}.weight`, [dim]), get(`${key}.bias`, [dim])]]);
   const dense = (layer: string, key: string) => {
     const kernelShape = model.getLayer(layer).getWeights()[0].shape;
-    const out = kernelShape[1];
-    const inp = kernelShape[0];
+    const out = kernelShape[1] as number;
+    const inp = kernelShape[0] as number;
     plan.push([
       layer,
       () => {

@@ -129,7 +129,7 @@ describeEachBackend('MultiHeadAttentionCore', () => {
       tf.concat([tf.slice(v, [0, 0, 0], [1, 2, -1]), tf.fill([1, 1, HEADS * VALUE_DEPTH], -100)], 1),
     );
     const a = multiHeadAttention(q, k, v, m, { numHeads: HEADS });
-    const b = multiHeadAttention(q, kGarbage, vGarbage, m, { numHeads: HEADS });
+    const b = multiHeadAttention(q, kGarbage as tf.Tensor3D, vGarbage as tf.Tensor3D, m, { numHeads: HEADS });
     await expectTensorsClose(a, b, 1e-6);
     tf.dispose([q, k, v, m, kGarbage, vGarbage, a, b]);
   });
