@@ -123,6 +123,9 @@ async function waitForPhase(page, phases, timeoutS) {
   }
 }
 
+/** `wasm` for LoRA (the default), `wasm-dora` etc. for the other methods. */
+const shotName = (backend, options) => (options.method === 'lora' ? backend : `${backend}-${options.method}`);
+
 async function runBackend(context, origin, backend, options) {
   const result = { backend, ok: false, timings: {} };
   const page = context.pages()[0] ?? (await context.newPage());
@@ -162,7 +165,7 @@ async function runBackend(context, origin, backend, options) {
   check(state.trainLossAfter < state.trainLossBefore, `the training loss did not fall: ${state.trainLossBefore} → ${state.trainLossAfter}`);
   check(typeof state.testAccuracy === 'number' && state.testAccuracy > 0, `no test accuracy: ${state.testAccuracy}`);
   check((await page.textContent('#accuracy')).includes('Test accuracy'), 'the accuracy is not shown');
-  await page.screenshot({ path: path.join(imagesDir, `browser-demo-${backend}-trained.png`), fullPage: true });
+  await page.screenshot({ path: path.join(imagesDir, `browser-demo-${shotName(backend, options)}-trained.png`), fullPage: true });
 
   await page.click('#save');
   state = await waitForPhase(page, ['saved'], 60);
@@ -175,7 +178,7 @@ async function runBackend(context, origin, backend, options) {
   check(state.probs === undefined, 'the reloaded page still holds predictions');
   check(await page.isEnabled('#load'), 'after the reload, "Load saved adapter" is not enabled');
   await page.click('#load');
-  state = await waitForPhase(page, ['loaded'], 120);
+  state = await waitForPhase(page, ['loaded'], options.trainTimeoutS);
   const { comparison } = state;
   result.reload = comparison;
   log(
@@ -187,7 +190,7 @@ async function runBackend(context, origin, backend, options) {
   const maxDiff = Math.max(...state.probs.map((p, i) => Math.abs(p - trainedProbs[i])));
   check(comparison.sameLabels && maxDiff < 1e-5, `reloaded predictions differ: max |Δp| ${maxDiff}`);
   check(state.testAccuracy === result.accuracy, `accuracy ${result.accuracy} → ${state.testAccuracy} after the reload`);
-  await page.screenshot({ path: path.join(imagesDir, `browser-demo-${backend}-reloaded.png`), fullPage: true });
+  await page.screenshot({ path: path.join(imagesDir, `browser-demo-${shotName(backend, options)}-reloaded.png`), fullPage: true });
   result.ok = true;
   result.timings.total = performance.now() - started;
   return result;
