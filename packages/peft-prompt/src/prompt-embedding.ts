@@ -2,6 +2,8 @@ import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { AdapterNameError, PeftError, type PeftLayer } from '@tfjs-peft/core';
 import { PromptNotMergeableError } from './prompt-errors';
+
+const NOT_MERGEABLE = 'prompt methods prepend learned tokens or prefixes, which are not a change of any weight';
 import type { PromptParameters, VariableFactory } from './prompt-parameters';
 
 type LayerVariable = tfl.LayerVariable;
@@ -119,11 +121,11 @@ export abstract class PromptOwnerLayer extends tfl.layers.Layer implements PeftL
   }
 
   merge(): void {
-    throw new PromptNotMergeableError(this.name);
+    throw new PromptNotMergeableError(this.name, this.adapterNames(), NOT_MERGEABLE);
   }
 
   findNonFiniteMerge(): Promise<string | null> {
-    return Promise.reject(new PromptNotMergeableError(this.name));
+    return Promise.reject(new PromptNotMergeableError(this.name, this.adapterNames(), NOT_MERGEABLE));
   }
 
   unmerge(): void {}
@@ -300,10 +302,10 @@ export class PromptAttentionMask extends tfl.layers.Layer implements PeftLayer {
     return [];
   }
   merge(): void {
-    throw new PromptNotMergeableError(this.name);
+    throw new PromptNotMergeableError(this.name, this.adapterNames(), NOT_MERGEABLE);
   }
   findNonFiniteMerge(): Promise<string | null> {
-    return Promise.reject(new PromptNotMergeableError(this.name));
+    return Promise.reject(new PromptNotMergeableError(this.name, this.adapterNames(), NOT_MERGEABLE));
   }
   unmerge(): void {}
   commitMerge(): void {}

@@ -35,12 +35,5 @@ export class TokenDimMismatchError extends PeftError {
   }
 }
 
-/** Prompts are prepended, not folded into weights: mergeAdapter has nothing to merge. */
-export class PromptNotMergeableError extends PeftError {
-  constructor(layerName: string) {
-    super(
-      `Layer "${layerName}": prompt methods prepend learned tokens/prefixes and cannot be merged into the ` +
-        'base weights (nothing was merged)',
-    );
-  }
-}
+/** Prompt methods prepend learned tokens or prefixes: nothing to fold into weights (peft-core's error). */
+export { AdapterNotMergeableError as PromptNotMergeableError } from '@tfjs-peft/core';
