@@ -14,6 +14,7 @@ import {
   expectTensorsClose,
   expectWeightsBitIdentical,
   snapshotWeights,
+  bytesEqual,
 } from '@tfjs-peft/test-utils';
 import {
   adapterParams,
@@ -51,9 +52,12 @@ function referenceAdapter(layer: BottleneckAdapter, name: string, h: tf.Tensor):
       z = tf.add(tf.mul(tf.div(tf.sub(h, mean), tf.sqrt(tf.add(variance, 1e-5))), rest[0]), rest[1]);
     }
     const pre = tf.add(tf.matMul(z, down), downBias);
-    const act = { relu: tf.relu(pre), tanh: tf.tanh(pre), swish: tf.mul(pre, tf.sigmoid(pre)), gelu: tf.mul(tf.mul(pre, 0.5), tf.add(1, tf.erf(tf.mul(pre, Math.SQRT1_2)))) }[
-      settings.nonLinearity
-    ];
+    const act = {
+      relu: tf.relu(pre),
+      tanh: tf.tanh(pre),
+      swish: tf.mul(pre, tf.sigmoid(pre)),
+      gelu: tf.mul(tf.mul(pre, 0.5), tf.add(1, tf.erf(tf.mul(pre, Math.SQRT1_2)))),
+    }[settings.nonLinearity];
     const scale = settings.scaling === 'learned' ? rest[rest.length - 1] : tf.scalar(settings.scaling);
     return tf.add(h, tf.mul(tf.add(tf.matMul(act, up), upBias), scale));
   });
@@ -66,7 +70,13 @@ describeEachBackend('Bottleneck adapters after named layers (MLP, CNN)', () => {
     const before = predict(base, x);
     const variants: Array<ConstructorParameters<typeof BottleneckConfig>[0]> = [
       { placement: { after: ['fc1', 'fc2'] }, reductionFactor: 2 },
-      { placement: { after: 'fc1' }, reductionFactor: 4, nonLinearity: 'gelu', layerNorm: 'before', scaling: 'learned' },
+      {
+        placement: { after: 'fc1' },
+        reductionFactor: 4,
+        nonLinearity: 'gelu',
+        layerNorm: 'before',
+        scaling: 'learned',
+      },
       { placement: { after: /^fc\d$/ }, reductionFactor: 3, nonLinearity: 'swish', scaling: 4 },
       { placement: { after: ['fc2'] }, nonLinearity: 'tanh', reductionFactor: 8 },
     ];
@@ -83,14 +93,23 @@ describeEachBackend('Bottleneck adapters after named layers (MLP, CNN)', () => {
 
   it('inserts one adapter after each named layer; counts equal the closed form', async () => {
     const base = makeMlp();
-    const peft = getPeftModel(base, new BottleneckConfig({ placement: { after: ['fc1', 'fc2'] }, reductionFactor: 2 }));
-    expect(adapterLayers(peft.model).map((l) => [l.name, l.width, l.adapterSettings('default').bottleneck])).toEqual([
+    const peft = getPeftModel(
+      base,
+      new BottleneckConfig({ placement: { after: ['fc1', 'fc2'] }, reductionFactor: 2 }),
+    );
+    expect(
+      adapterLayers(peft.model).map((l) => [l.name, l.width, l.adapterSettings('default').bottleneck]),
+    ).toEqual([
       ['fc1/adapter', 10, 5],
       ['fc2/adapter', 8, 4],
     ]);
     // The graph: fc1 → fc1/adapter → fc2 → fc2/adapter → head.
     // The base layers are shared with the user's graph: their latest node is the one in peft.model.
-    const inbound = (name: string) => peft.model.getLayer(name).inboundNodes.at(-1)!.inboundLayers.map((l) => l.name);
+    const inbound = (name: string) =>
+      peft.model
+        .getLayer(name)
+        .inboundNodes.at(-1)!
+        .inboundLayers.map((l) => l.name);
     expect(inbound('fc1/adapter')).toEqual(['fc1']);
     expect(inbound('fc2')).toEqual(['fc1/adapter']);
     expect(inbound('head')).toEqual(['fc2/adapter']);
@@ -105,9 +124,19 @@ describeEachBackend('Bottleneck adapters after named layers (MLP, CNN)', () => {
     peft.printTrainableParameters((l) => lines.push(l));
     expect(lines).toEqual(['trainable params: 191 || all params: 376 || trainable%: 50.7979']);
     // Layer norm (2·width) and a learned scale (1) per adapter.
-    peft.addAdapter('ln', new BottleneckConfig({ placement: { after: 'fc1' }, reductionFactor: 5, layerNorm: 'after', scaling: 'learned' }));
+    peft.addAdapter(
+      'ln',
+      new BottleneckConfig({
+        placement: { after: 'fc1' },
+        reductionFactor: 5,
+        layerNorm: 'after',
+        scaling: 'learned',
+      }),
+    );
     peft.setAdapter('ln');
-    expect(peft.getNbTrainableParameters().trainableParams).toBe(adapterParams(10, 2, { layerNorm: true, learnedScaling: true }));
+    expect(peft.getNbTrainableParameters().trainableParams).toBe(
+      adapterParams(10, 2, { layerNorm: true, learnedScaling: true }),
+    );
     expect(adapterParams(10, 2, { layerNorm: true, learnedScaling: true })).toBe(73);
     disposeAll(peft, base);
   });
@@ -117,7 +146,10 @@ describeEachBackend('Bottleneck adapters after named layers (MLP, CNN)', () => {
     const x = cnnInputs();
     const before = predict(base, x);
     const baseParams = base.countParams();
-    const peft = getPeftModel(base, new BottleneckConfig({ placement: { after: ['conv1', 'conv2'] }, reductionFactor: 4 }));
+    const peft = getPeftModel(
+      base,
+      new BottleneckConfig({ placement: { after: ['conv1', 'conv2'] }, reductionFactor: 4 }),
+    );
     expect(adapterLayers(peft.model).map((l) => [l.name, l.width])).toEqual([
       ['conv1/adapter', 8],
       ['conv2/adapter', 8],
@@ -129,13 +161,19 @@ describeEachBackend('Bottleneck adapters after named layers (MLP, CNN)', () => {
     const same = predict(peft.model, x);
     await expectTensorsClose(same, before, 1e-6);
     // A random adapter changes each pixel's channels by the same rule: compare with the reference on [pixels, channels].
-    peft.addAdapter('r', new BottleneckConfig({ placement: { after: 'conv1' }, reductionFactor: 4, initWeights: 'random' }));
+    peft.addAdapter(
+      'r',
+      new BottleneckConfig({ placement: { after: 'conv1' }, reductionFactor: 4, initWeights: 'random' }),
+    );
     peft.setAdapter('r');
     const layer = peft.model.getLayer('conv1/adapter') as BottleneckAdapter;
     const conv1 = base.getLayer('conv1');
     const probe = tfl.model({
       inputs: peft.model.inputs,
-      outputs: [conv1.getOutputAt(conv1.inboundNodes.length - 1) as tfl.SymbolicTensor, layer.output as tfl.SymbolicTensor],
+      outputs: [
+        conv1.getOutputAt(conv1.inboundNodes.length - 1) as tfl.SymbolicTensor,
+        layer.output as tfl.SymbolicTensor,
+      ],
     });
     const [h, adapted] = probe.predict(x) as tf.Tensor[];
     const expected = tf.tidy(() => tf.reshape(referenceAdapter(layer, 'r', tf.reshape(h, [-1, 8])), h.shape));
@@ -148,7 +186,15 @@ describeEachBackend('Bottleneck adapters after named layers (MLP, CNN)', () => {
   it('training with fit changes only the adapters; the base weights stay bit-identical', async () => {
     const base = makeMlp();
     const baseBefore = await snapshotWeights(base);
-    const peft = getPeftModel(base, new BottleneckConfig({ placement: { after: ['fc1', 'fc2'] }, reductionFactor: 2, layerNorm: 'before', scaling: 'learned' }));
+    const peft = getPeftModel(
+      base,
+      new BottleneckConfig({
+        placement: { after: ['fc1', 'fc2'] },
+        reductionFactor: 2,
+        layerNorm: 'before',
+        scaling: 'learned',
+      }),
+    );
     const adapterBefore = await snapshotWeights(peft.trainableVariables);
     const x = mlpInputs(16);
     const y = tf.tidy(() => tf.oneHot(tf.argMax(tf.slice(x, [0, 0], [16, 3]), 1), 3));
@@ -160,7 +206,7 @@ describeEachBackend('Bottleneck adapters after named layers (MLP, CNN)', () => {
     const adapterAfter = await snapshotWeights(peft.trainableVariables);
     // down, down bias, up, up bias, LN γ, LN β, scale — per adapter.
     expect(adapterAfter).toHaveLength(14);
-    const changed = adapterAfter.filter((w, i) => Buffer.compare(Buffer.from(w.bytes), Buffer.from(adapterBefore[i].bytes)) !== 0);
+    const changed = adapterAfter.filter((w, i) => !bytesEqual(w.bytes, adapterBefore[i].bytes));
     // Every weight but the down-projection bias of fc2's adapter… all of them learn once up is non-zero.
     expect(changed.length).toBeGreaterThanOrEqual(12);
     peft.model.optimizer.dispose();
@@ -169,11 +215,32 @@ describeEachBackend('Bottleneck adapters after named layers (MLP, CNN)', () => {
   });
 
   it('several named adapters: setAdapter switches, stack runs them in the order given, average averages', async () => {
-    const base = tfl.sequential({ layers: [tfl.layers.dense({ name: 'fc', units: 8, inputShape: [5], kernelInitializer: tfl.initializers.glorotUniform({ seed: 7 }) })] });
+    const base = tfl.sequential({
+      layers: [
+        tfl.layers.dense({
+          name: 'fc',
+          units: 8,
+          inputShape: [5],
+          kernelInitializer: tfl.initializers.glorotUniform({ seed: 7 }),
+        }),
+      ],
+    });
     const x = tf.tidy(() => tf.sin(tf.reshape(tf.range(0, 15, 1, 'float32'), [3, 5])));
     const h = predict(base, x);
-    const peft = getPeftModel(base, new BottleneckConfig({ placement: { after: 'fc' }, reductionFactor: 2, initWeights: 'random' }));
-    peft.addAdapter('b', new BottleneckConfig({ placement: { after: 'fc' }, reductionFactor: 4, nonLinearity: 'tanh', scaling: 0.5, initWeights: 'random' }));
+    const peft = getPeftModel(
+      base,
+      new BottleneckConfig({ placement: { after: 'fc' }, reductionFactor: 2, initWeights: 'random' }),
+    );
+    peft.addAdapter(
+      'b',
+      new BottleneckConfig({
+        placement: { after: 'fc' },
+        reductionFactor: 4,
+        nonLinearity: 'tanh',
+        scaling: 0.5,
+        initWeights: 'random',
+      }),
+    );
     const layer = peft.model.getLayer('fc/adapter') as BottleneckAdapter;
     // One layer holds both adapters, each with its own weights.
     expect(adapterLayers(peft.model)).toHaveLength(1);
@@ -213,9 +280,15 @@ describeEachBackend('Bottleneck adapters after named layers (MLP, CNN)', () => {
   it('an adapter with a different placement gets its own layers; deleting it removes them', async () => {
     const base = makeMlp();
     const x = mlpInputs();
-    const peft = getPeftModel(base, new BottleneckConfig({ placement: { after: 'fc1' }, initWeights: 'random', reductionFactor: 2 }));
+    const peft = getPeftModel(
+      base,
+      new BottleneckConfig({ placement: { after: 'fc1' }, initWeights: 'random', reductionFactor: 2 }),
+    );
     const first = predict(peft.model, x);
-    peft.addAdapter('second', new BottleneckConfig({ placement: { after: ['fc1', 'fc2'] }, reductionFactor: 2 }));
+    peft.addAdapter(
+      'second',
+      new BottleneckConfig({ placement: { after: ['fc1', 'fc2'] }, reductionFactor: 2 }),
+    );
     expect(adapterLayers(peft.model).map((l) => [l.name, l.adapterNames()])).toEqual([
       ['fc1/adapter', ['default', 'second']],
       ['fc2/adapter', ['second']],
@@ -232,19 +305,42 @@ describeEachBackend('Bottleneck adapters after named layers (MLP, CNN)', () => {
     for (const nonLinearity of ['tanh', 'gelu', 'swish'] as BottleneckNonLinearity[]) {
       const base = tfl.sequential({
         layers: [
-          tfl.layers.dense({ name: 'fc', units: 4, inputShape: [3], activation: 'tanh', kernelInitializer: tfl.initializers.glorotUniform({ seed: 2 }) }),
-          tfl.layers.dense({ name: 'head', units: 2, kernelInitializer: tfl.initializers.glorotUniform({ seed: 3 }) }),
+          tfl.layers.dense({
+            name: 'fc',
+            units: 4,
+            inputShape: [3],
+            activation: 'tanh',
+            kernelInitializer: tfl.initializers.glorotUniform({ seed: 2 }),
+          }),
+          tfl.layers.dense({
+            name: 'head',
+            units: 2,
+            kernelInitializer: tfl.initializers.glorotUniform({ seed: 3 }),
+          }),
         ],
       });
       const peft = getPeftModel(
         base,
-        new BottleneckConfig({ placement: { after: 'fc' }, reductionFactor: 2, nonLinearity, layerNorm: 'before', scaling: 'learned', initWeights: 'random' }),
+        new BottleneckConfig({
+          placement: { after: 'fc' },
+          reductionFactor: 2,
+          nonLinearity,
+          layerNorm: 'before',
+          scaling: 'learned',
+          initWeights: 'random',
+        }),
       );
-      const x = tf.tensor2d([[0.3, -0.7, 0.9], [-0.2, 0.5, 0.1]]);
+      const x = tf.tensor2d([
+        [0.3, -0.7, 0.9],
+        [-0.2, 0.5, 0.1],
+      ]);
       const loss = () => tf.tidy(() => tf.sum(tf.square(predict(peft.model, x))) as tf.Scalar);
       const variables = peft.trainableVariables;
       expect(variables).toHaveLength(7);
-      const { checked } = await checkVariableGradients(loss, variables, { epsilon: 5e-3, tolerance: 1e-2 }).catch((error: Error) => {
+      const { checked } = await checkVariableGradients(loss, variables, {
+        epsilon: 5e-3,
+        tolerance: 1e-2,
+      }).catch((error: Error) => {
         throw new Error(`${nonLinearity}: ${error.message}`);
       });
       // down 4·2 + 2, up 2·4 + 4, γ 4, β 4, scale 1.
@@ -256,10 +352,16 @@ describeEachBackend('Bottleneck adapters after named layers (MLP, CNN)', () => {
 
   it('frozen layers before the first adapter get no backward pass at all', async () => {
     const base = makeMlp();
-    const peft = getPeftModel(base, new BottleneckConfig({ placement: { after: 'fc2' }, reductionFactor: 2 }));
+    const peft = getPeftModel(
+      base,
+      new BottleneckConfig({ placement: { after: 'fc2' }, reductionFactor: 2 }),
+    );
     const x = mlpInputs(4);
     const profile = await tf.profile(() => {
-      const { value, grads } = tf.variableGrads(() => tf.sum(predict(peft.model, x)) as tf.Scalar, peft.trainableVariables);
+      const { value, grads } = tf.variableGrads(
+        () => tf.sum(predict(peft.model, x)) as tf.Scalar,
+        peft.trainableVariables,
+      );
       tf.dispose([value, ...Object.values(grads)]);
     });
     // fc1's kernel [6, 10] and fc2's [10, 8]: no product yields a gradient of either shape.
@@ -274,10 +376,16 @@ describeEachBackend('Bottleneck adapters after named layers (MLP, CNN)', () => {
 
   it('frozen Dense layers after an adapter pass dx back but compute no kernel gradient', async () => {
     const base = makeMlp();
-    const peft = getPeftModel(base, new BottleneckConfig({ placement: { after: 'fc1' }, reductionFactor: 2 }));
+    const peft = getPeftModel(
+      base,
+      new BottleneckConfig({ placement: { after: 'fc1' }, reductionFactor: 2 }),
+    );
     const x = mlpInputs(4);
     const profile = await tf.profile(() => {
-      const { value, grads } = tf.variableGrads(() => tf.sum(predict(peft.model, x)) as tf.Scalar, peft.trainableVariables);
+      const { value, grads } = tf.variableGrads(
+        () => tf.sum(predict(peft.model, x)) as tf.Scalar,
+        peft.trainableVariables,
+      );
       tf.dispose([value, ...Object.values(grads)]);
     });
     const products = profile.kernels.filter((k) => k.name === 'BatchMatMul' || k.name === '_FusedMatMul');
@@ -303,9 +411,23 @@ describeEachBackend('Bottleneck adapters after named layers (MLP, CNN)', () => {
     const base = makeMlp();
     const peft = getPeftModel(
       base,
-      new BottleneckConfig({ placement: { after: ['fc1', 'fc2'] }, reductionFactor: 2, layerNorm: 'before', scaling: 'learned', initWeights: 'random' }),
+      new BottleneckConfig({
+        placement: { after: ['fc1', 'fc2'] },
+        reductionFactor: 2,
+        layerNorm: 'before',
+        scaling: 'learned',
+        initWeights: 'random',
+      }),
     );
-    peft.addAdapter('other', new BottleneckConfig({ placement: { after: /fc2/ }, reductionFactor: 4, nonLinearity: 'gelu', initWeights: 'random' }));
+    peft.addAdapter(
+      'other',
+      new BottleneckConfig({
+        placement: { after: /fc2/ },
+        reductionFactor: 4,
+        nonLinearity: 'gelu',
+        initWeights: 'random',
+      }),
+    );
     const x = mlpInputs();
     const saved = predict(peft.model, x);
     peft.setAdapter('other');
@@ -330,7 +452,9 @@ describeEachBackend('Bottleneck adapters after named layers (MLP, CNN)', () => {
       init_weights: 'random',
     });
     // A RegExp target is saved as the module paths it matched.
-    expect(JSON.parse(new TextDecoder().decode(store.files.get('other/adapter_config.json'))).target_modules).toEqual(['fc2']);
+    expect(
+      JSON.parse(new TextDecoder().decode(store.files.get('other/adapter_config.json'))).target_modules,
+    ).toEqual(['fc2']);
     const file = parseSafetensors(store.files.get('adapter_model.safetensors')!);
     expect(file.metadata.format).toBe('pt');
     expect(Object.fromEntries([...file.tensors].map(([k, v]) => [k, v.shape]))).toEqual({
@@ -373,11 +497,17 @@ describeEachBackend('Bottleneck adapters after named layers (MLP, CNN)', () => {
   it('modulesToSave trains a copy of the head beside the adapter, saved and reloaded with it', async () => {
     const base = makeMlp();
     const baseBefore = await snapshotWeights(base);
-    const peft = getPeftModel(base, new BottleneckConfig({ placement: { after: 'fc2' }, reductionFactor: 2, modulesToSave: ['head'] }));
+    const peft = getPeftModel(
+      base,
+      new BottleneckConfig({ placement: { after: 'fc2' }, reductionFactor: 2, modulesToSave: ['head'] }),
+    );
     expect(peft.getNbTrainableParameters().trainableParams).toBe(adapterParams(8, 4) + 8 * 3 + 3);
     const x = mlpInputs(8);
     const y = tf.tidy(() => tf.oneHot(tf.argMax(tf.slice(x, [0, 0], [8, 3]), 1), 3));
-    peft.model.compile({ optimizer: tf.train.adam(0.05), loss: (t: tf.Tensor, p: tf.Tensor) => tf.losses.softmaxCrossEntropy(t, p) });
+    peft.model.compile({
+      optimizer: tf.train.adam(0.05),
+      loss: (t: tf.Tensor, p: tf.Tensor) => tf.losses.softmaxCrossEntropy(t, p),
+    });
     await peft.model.fit(x, y, { epochs: 3, batchSize: 8, verbose: 0 });
     expectWeightsBitIdentical(baseBefore, await snapshotWeights(base));
     const trained = predict(peft.model, x);
@@ -408,7 +538,15 @@ describeEachBackend('Bottleneck adapters after named layers (MLP, CNN)', () => {
     const tensors = tf.memory().numTensors;
     const trainable = base.layers.map((l) => l.trainable);
     for (let i = 0; i < 20; i++) {
-      const peft = getPeftModel(base, new BottleneckConfig({ placement: { after: ['fc1', 'fc2'] }, layerNorm: 'after', scaling: 'learned', reductionFactor: 2 }));
+      const peft = getPeftModel(
+        base,
+        new BottleneckConfig({
+          placement: { after: ['fc1', 'fc2'] },
+          layerNorm: 'after',
+          scaling: 'learned',
+          reductionFactor: 2,
+        }),
+      );
       peft.addAdapter('b', new BottleneckConfig({ placement: { after: 'fc2' }, reductionFactor: 2 }));
       const out = predict(peft.model, x);
       out.dispose();
@@ -426,25 +564,38 @@ describeEachBackend('Bottleneck adapters after named layers (MLP, CNN)', () => {
     const base = makeMlp();
     const tensors = tf.memory().numTensors;
     const trainable = base.layers.map((l) => l.trainable);
-    const tooLarge = () => getPeftModel(base, new BottleneckConfig({ placement: { after: ['fc1', 'fc2'] }, reductionFactor: 9 }));
+    const tooLarge = () =>
+      getPeftModel(base, new BottleneckConfig({ placement: { after: ['fc1', 'fc2'] }, reductionFactor: 9 }));
     expect(tooLarge).toThrow(BottleneckSizeError);
     expect(tooLarge).toThrow(/reductionFactor.*9.*larger than the width 8 of layer "fc2"/);
     const missing = () => getPeftModel(base, new BottleneckConfig({ placement: { after: ['fc1', 'fc3'] } }));
     expect(missing).toThrow(TargetNotFoundError);
     expect(missing).toThrow(/"fc3".*closest first: fc1/);
-    expect(() => getPeftModel(base, new BottleneckConfig({ placement: 'houlsby' }))).toThrow(TargetNotFoundError);
+    expect(() => getPeftModel(base, new BottleneckConfig({ placement: 'houlsby' }))).toThrow(
+      TargetNotFoundError,
+    );
     // Nothing was left behind by the failed attempts.
     expect(tf.memory().numTensors).toBe(tensors);
     expect(base.layers.map((l) => l.trainable)).toEqual(trainable);
 
-    const peft = getPeftModel(base, new BottleneckConfig({ placement: { after: 'fc1' }, reductionFactor: 2 }));
+    const peft = getPeftModel(
+      base,
+      new BottleneckConfig({ placement: { after: 'fc1' }, reductionFactor: 2 }),
+    );
     const original = await snapshotWeights(base);
     await expect(peft.mergeAdapter()).rejects.toThrow(AdapterNotMergeableError);
-    await expect(peft.mergeAdapter(undefined, { safeMerge: true })).rejects.toThrow(/fc1\/adapter.*not linear/);
+    await expect(peft.mergeAdapter(undefined, { safeMerge: true })).rejects.toThrow(
+      /fc1\/adapter.*not linear/,
+    );
     await expect(peft.mergeAndUnload()).rejects.toThrow(AdapterNotMergeableError);
     expectWeightsBitIdentical(original, await snapshotWeights(base));
     // A failed addAdapter leaves the model as it was.
-    expect(() => peft.addAdapter('wide', new BottleneckConfig({ placement: { after: ['fc1', 'head'] }, reductionFactor: 4 }))).toThrow(/width 3 of layer "head"/);
+    expect(() =>
+      peft.addAdapter(
+        'wide',
+        new BottleneckConfig({ placement: { after: ['fc1', 'head'] }, reductionFactor: 4 }),
+      ),
+    ).toThrow(/width 3 of layer "head"/);
     expect(Object.keys(peft.peftConfig)).toEqual(['default']);
     expect(adapterLayers(peft.model).map((l) => l.adapterNames())).toEqual([['default']]);
     disposeAll(peft, base);
@@ -452,10 +603,19 @@ describeEachBackend('Bottleneck adapters after named layers (MLP, CNN)', () => {
 
   it('a channelsFirst convolution is refused by name', async () => {
     const input = tfl.input({ shape: [3, 6, 6] });
-    const conv = tfl.layers.conv2d({ name: 'conv_cf', filters: 4, kernelSize: 3, dataFormat: 'channelsFirst' });
+    const conv = tfl.layers.conv2d({
+      name: 'conv_cf',
+      filters: 4,
+      kernelSize: 3,
+      dataFormat: 'channelsFirst',
+    });
     const base = tfl.model({ inputs: input, outputs: conv.apply(input) as tfl.SymbolicTensor });
-    expect(() => getPeftModel(base, new BottleneckConfig({ placement: { after: 'conv_cf' }, reductionFactor: 2 }))).toThrow(UnsupportedLayerError);
-    expect(() => getPeftModel(base, new BottleneckConfig({ placement: { after: 'conv_cf' }, reductionFactor: 2 }))).toThrow(/conv_cf.*channelsFirst/);
+    expect(() =>
+      getPeftModel(base, new BottleneckConfig({ placement: { after: 'conv_cf' }, reductionFactor: 2 })),
+    ).toThrow(UnsupportedLayerError);
+    expect(() =>
+      getPeftModel(base, new BottleneckConfig({ placement: { after: 'conv_cf' }, reductionFactor: 2 })),
+    ).toThrow(/conv_cf.*channelsFirst/);
     base.dispose();
   });
 });
@@ -465,7 +625,16 @@ describeEachBackend(
   () => {
     it('peft.model round-trips through model.save and tf.loadLayersModel', async () => {
       const base = makeMlp();
-      const peft = getPeftModel(base, new BottleneckConfig({ placement: { after: ['fc1', 'fc2'] }, reductionFactor: 2, layerNorm: 'before', scaling: 'learned', initWeights: 'random' }));
+      const peft = getPeftModel(
+        base,
+        new BottleneckConfig({
+          placement: { after: ['fc1', 'fc2'] },
+          reductionFactor: 2,
+          layerNorm: 'before',
+          scaling: 'learned',
+          initWeights: 'random',
+        }),
+      );
       const x = mlpInputs();
       const expected = predict(peft.model, x);
       let artifacts: tf.io.ModelArtifacts | undefined;

@@ -19,9 +19,25 @@ describe('BottleneckConfig', () => {
 
   it('round-trips through adapter_config.json', () => {
     const configs = [
-      new BottleneckConfig({ placement: 'houlsby', reductionFactor: 8, nonLinearity: 'gelu', scaling: 'learned', layerNorm: 'before' }),
-      new BottleneckConfig({ placement: 'parallel', scaling: 4, layerNorm: 'after', taskType: 'SEQ_CLS', modulesToSave: ['classifier'] }),
-      new BottleneckConfig({ placement: { after: ['fc1', 'conv2'] }, nonLinearity: 'swish', initWeights: 'random' }),
+      new BottleneckConfig({
+        placement: 'houlsby',
+        reductionFactor: 8,
+        nonLinearity: 'gelu',
+        scaling: 'learned',
+        layerNorm: 'before',
+      }),
+      new BottleneckConfig({
+        placement: 'parallel',
+        scaling: 4,
+        layerNorm: 'after',
+        taskType: 'SEQ_CLS',
+        modulesToSave: ['classifier'],
+      }),
+      new BottleneckConfig({
+        placement: { after: ['fc1', 'conv2'] },
+        nonLinearity: 'swish',
+        initWeights: 'random',
+      }),
     ];
     for (const config of configs) {
       const json = JSON.parse(JSON.stringify(config.toJson()));
@@ -57,6 +73,8 @@ describe('BottleneckConfig', () => {
     const json = new BottleneckConfig({ placement: 'houlsby' }).toJson();
     expect(() => BottleneckConfig.fromJson({ ...json, use_gating: true })).toThrow(/"use_gating"/);
     expect(() => BottleneckConfig.fromJson({ ...json, peft_type: 'LORA' })).toThrow(/peft_type/);
-    expect(() => BottleneckConfig.fromJson({ ...json, target_modules: ['fc1'] })).toThrow(/target_modules.*absent/);
+    expect(() => BottleneckConfig.fromJson({ ...json, target_modules: ['fc1'] })).toThrow(
+      /target_modules.*absent/,
+    );
   });
 });

@@ -97,7 +97,8 @@ export class BottleneckConfig extends PeftConfig {
     const scaling = options.scaling ?? 1;
     this.scaling = scaling === 'learned' ? 'learned' : requireNumber('scaling', scaling);
     const layerNorm = options.layerNorm ?? null;
-    this.layerNorm = layerNorm === null ? null : requireOneOf('layerNorm', layerNorm, ['before', 'after'] as const);
+    this.layerNorm =
+      layerNorm === null ? null : requireOneOf('layerNorm', layerNorm, ['before', 'after'] as const);
     this.initWeights = requireOneOf('initWeights', options.initWeights ?? 'identity', [
       'identity',
       'random',
@@ -130,7 +131,11 @@ export class BottleneckConfig extends PeftConfig {
     } else {
       placement = requireOneOf('placement', json.placement, BOTTLENECK_PRESETS);
       if (json.target_modules != null)
-        throw new PeftConfigError('target_modules', json.target_modules, `must be absent for placement "${placement}"`);
+        throw new PeftConfigError(
+          'target_modules',
+          json.target_modules,
+          `must be absent for placement "${placement}"`,
+        );
     }
     return new BottleneckConfig({
       placement,

@@ -164,7 +164,7 @@ export const bottleneckMethod: PeftMethod<BottleneckConfig> = {
     const entryInputs = new Map<Layer, SymbolicTensor>();
     try {
       return rebuildModel(model, (layer, inputs, callArgs) => {
-        if (entries.has(layer)) entryInputs.set(layer, (Array.isArray(inputs) ? inputs[0] : inputs));
+        if (entries.has(layer)) entryInputs.set(layer, Array.isArray(inputs) ? inputs[0] : inputs);
         const insert = created.get(layer);
         if (!insert) return undefined;
         const output = layer.apply(inputs, callArgs) as SymbolicTensor;
@@ -190,5 +190,6 @@ registerPeftMethod(bottleneckMethod);
  * them in sequence in the order given to setAdapter; 'average' averages their outputs.
  */
 export function setAdapterComposition(peft: PeftModel, composition: BottleneckComposition): void {
-  for (const layer of peft.peftLayers()) if (layer instanceof BottleneckAdapter) layer.setComposition(composition);
+  for (const layer of peft.peftLayers())
+    if (layer instanceof BottleneckAdapter) layer.setComposition(composition);
 }

@@ -1,14 +1,28 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
-import { countParameters, getPeftModel, MemoryAdapterStore, parseSafetensors, PeftModel } from '@tfjs-peft/core';
+import {
+  countParameters,
+  getPeftModel,
+  MemoryAdapterStore,
+  parseSafetensors,
+  PeftModel,
+} from '@tfjs-peft/core';
 import { layerNames } from '@tfjs-peft/models';
 import {
   describeEachBackend,
   expectTensorsClose,
   expectWeightsBitIdentical,
   snapshotWeights,
+  bytesEqual,
 } from '@tfjs-peft/test-utils';
-import { adapterParams, disposeAll, encoder, encoderInputs, maxAbsDifference, predict } from './__tests__/support/models';
+import {
+  adapterParams,
+  disposeAll,
+  encoder,
+  encoderInputs,
+  maxAbsDifference,
+  predict,
+} from './__tests__/support/models';
 import { BottleneckAdapter, BottleneckConfig, type BottleneckPlacement } from './index';
 
 function adapterLayers(model: tfl.LayersModel): BottleneckAdapter[] {
@@ -17,7 +31,10 @@ function adapterLayers(model: tfl.LayersModel): BottleneckAdapter[] {
 
 /** The layers feeding `name` in the adapted graph (its latest node: base layers are shared with the user's graph). */
 function inboundOf(model: tfl.LayersModel, name: string): string[] {
-  return model.getLayer(name).inboundNodes.at(-1)!.inboundLayers.map((l) => l.name);
+  return model
+    .getLayer(name)
+    .inboundNodes.at(-1)!
+    .inboundLayers.map((l) => l.name);
 }
 
 describeEachBackend('Bottleneck adapters on the peft-models transformer encoder', () => {
@@ -71,7 +88,12 @@ describeEachBackend('Bottleneck adapters on the peft-models transformer encoder'
     });
 
     it('a new adapter leaves the output unchanged (≤ 1e-6), for every placement', async () => {
-      const placements: BottleneckPlacement[] = ['houlsby', 'pfeiffer', 'parallel', { after: 'intermediate' }];
+      const placements: BottleneckPlacement[] = [
+        'houlsby',
+        'pfeiffer',
+        'parallel',
+        { after: 'intermediate' },
+      ];
       for (const placement of placements) {
         const peft = getPeftModel(
           base,
@@ -91,9 +113,15 @@ describeEachBackend('Bottleneck adapters on the peft-models transformer encoder'
       const peft = getPeftModel(base, new BottleneckConfig({ placement: 'houlsby', reductionFactor: 4 }));
       const names = layerNames.block(1);
       expect(inboundOf(peft.model, `${names.attentionOutput}/adapter`)).toEqual([names.attentionOutput]);
-      expect(inboundOf(peft.model, names.attentionResidual)).toEqual(['encoder/layer_0/ffn/residual', `${names.attentionOutput}/adapter`]);
+      expect(inboundOf(peft.model, names.attentionResidual)).toEqual([
+        'encoder/layer_0/ffn/residual',
+        `${names.attentionOutput}/adapter`,
+      ]);
       expect(inboundOf(peft.model, `${names.output}/adapter`)).toEqual([names.output]);
-      expect(inboundOf(peft.model, names.ffnResidual)).toEqual([names.attentionResidual, `${names.output}/adapter`]);
+      expect(inboundOf(peft.model, names.ffnResidual)).toEqual([
+        names.attentionResidual,
+        `${names.output}/adapter`,
+      ]);
       disposeAll(peft, base);
     });
 
@@ -102,13 +130,28 @@ describeEachBackend('Bottleneck adapters on the peft-models transformer encoder'
         const base = encoder(16, 2, 32, normalization);
         const inputs = encoderInputs(2);
         const baseOutput = predict(base, inputs);
-        const peft = getPeftModel(base, new BottleneckConfig({ placement: 'parallel', reductionFactor: 4, initWeights: 'random', scaling: 2 }));
+        const peft = getPeftModel(
+          base,
+          new BottleneckConfig({
+            placement: 'parallel',
+            reductionFactor: 4,
+            initWeights: 'random',
+            scaling: 2,
+          }),
+        );
         const names = layerNames.block(0);
-        const feedForwardInput = normalization === 'pre' ? names.ffnLayerNorm : names.attentionOutputLayerNorm;
-        expect(inboundOf(peft.model, `${names.output}/parallel_adapter`)).toEqual([names.output, feedForwardInput]);
+        const feedForwardInput =
+          normalization === 'pre' ? names.ffnLayerNorm : names.attentionOutputLayerNorm;
+        expect(inboundOf(peft.model, `${names.output}/parallel_adapter`)).toEqual([
+          names.output,
+          feedForwardInput,
+        ]);
         // The residual stream h (the feed-forward input itself for post-norm) plus the adapted feed-forward output.
         const stream = normalization === 'pre' ? names.attentionResidual : names.attentionOutputLayerNorm;
-        expect(inboundOf(peft.model, names.ffnResidual)).toEqual([stream, `${names.output}/parallel_adapter`]);
+        expect(inboundOf(peft.model, names.ffnResidual)).toEqual([
+          stream,
+          `${names.output}/parallel_adapter`,
+        ]);
         const adapted = predict(peft.model, inputs);
         expect(await maxAbsDifference(adapted, baseOutput)).toBeGreaterThan(1e-4);
         // Disabled: exactly the base model.
@@ -122,9 +165,15 @@ describeEachBackend('Bottleneck adapters on the peft-models transformer encoder'
     it('deleting a parallel adapter removes its layers and keeps the feed-forward output', async () => {
       const base = encoder(16);
       const inputs = encoderInputs(2);
-      const peft = getPeftModel(base, new BottleneckConfig({ placement: 'pfeiffer', reductionFactor: 4, initWeights: 'random' }));
+      const peft = getPeftModel(
+        base,
+        new BottleneckConfig({ placement: 'pfeiffer', reductionFactor: 4, initWeights: 'random' }),
+      );
       const pfeifferOnly = predict(peft.model, inputs);
-      peft.addAdapter('par', new BottleneckConfig({ placement: 'parallel', reductionFactor: 2, initWeights: 'random' }));
+      peft.addAdapter(
+        'par',
+        new BottleneckConfig({ placement: 'parallel', reductionFactor: 2, initWeights: 'random' }),
+      );
       expect(adapterLayers(peft.model)).toHaveLength(4);
       peft.deleteAdapter('par');
       expect(adapterLayers(peft.model).map((l) => l.name)).toEqual([
@@ -140,21 +189,33 @@ describeEachBackend('Bottleneck adapters on the peft-models transformer encoder'
     it('training with fit changes only the adapters; every base weight stays bit-identical', async () => {
       const base = encoder(16);
       const before = await snapshotWeights(base);
-      const peft = getPeftModel(base, new BottleneckConfig({ placement: 'houlsby', reductionFactor: 4, layerNorm: 'before' }));
-      const parallel = new BottleneckConfig({ placement: 'parallel', reductionFactor: 4, scaling: 'learned' });
+      const peft = getPeftModel(
+        base,
+        new BottleneckConfig({ placement: 'houlsby', reductionFactor: 4, layerNorm: 'before' }),
+      );
+      const parallel = new BottleneckConfig({
+        placement: 'parallel',
+        reductionFactor: 4,
+        scaling: 'learned',
+      });
       peft.addAdapter('parallel', parallel);
       peft.setAdapter(['default', 'parallel']);
       const adapterBefore = await snapshotWeights(peft.trainableVariables);
       const [ids, mask] = encoderInputs(4);
       const target = tf.tidy(() => tf.sin(tf.reshape(tf.range(0, 64, 1, 'float32'), [4, 16])));
       peft.model.compile({ optimizer: tf.train.adam(0.01), loss: 'meanSquaredError' });
-      const history = await peft.model.fit([ids, mask], target, { epochs: 8, batchSize: 4, verbose: 0, shuffle: false });
+      const history = await peft.model.fit([ids, mask], target, {
+        epochs: 8,
+        batchSize: 4,
+        verbose: 0,
+        shuffle: false,
+      });
       expect(history.history.loss[7]).toBeLessThan(history.history.loss[0] as number);
       expectWeightsBitIdentical(before, await snapshotWeights(base));
       const adapterAfter = await snapshotWeights(peft.trainableVariables);
       // 4 Houlsby adapters × 6 variables (with layer norm) + 2 parallel × 5 (with the scale).
       expect(adapterAfter).toHaveLength(34);
-      const unchanged = adapterAfter.filter((w, i) => Buffer.compare(Buffer.from(w.bytes), Buffer.from(adapterBefore[i].bytes)) === 0);
+      const unchanged = adapterAfter.filter((w, i) => bytesEqual(w.bytes, adapterBefore[i].bytes));
       expect(unchanged.length).toBeLessThanOrEqual(4);
       peft.model.optimizer.dispose();
       tf.dispose([ids, mask, target]);
@@ -165,12 +226,20 @@ describeEachBackend('Bottleneck adapters on the peft-models transformer encoder'
       const base = encoder(16);
       const inputs = encoderInputs(2);
       for (const placement of ['houlsby', 'parallel'] as const) {
-        const peft = getPeftModel(base, new BottleneckConfig({ placement, reductionFactor: 4, initWeights: 'random', layerNorm: 'after' }));
+        const peft = getPeftModel(
+          base,
+          new BottleneckConfig({ placement, reductionFactor: 4, initWeights: 'random', layerNorm: 'after' }),
+        );
         const saved = predict(peft.model, inputs);
         const store = new MemoryAdapterStore();
         await peft.saveAdapter(store);
         const config = JSON.parse(new TextDecoder().decode(store.files.get('adapter_config.json')));
-        expect(config).toMatchObject({ peft_type: 'BOTTLENECK', placement, layer_norm: 'after', reduction_factor: 4 });
+        expect(config).toMatchObject({
+          peft_type: 'BOTTLENECK',
+          placement,
+          layer_norm: 'after',
+          reduction_factor: 4,
+        });
         expect(config).not.toHaveProperty('target_modules');
         const keys = [...parseSafetensors(store.files.get('adapter_model.safetensors')!).tensors.keys()];
         expect(keys).toContain('base_model.model.encoder.layer_1.ffn.output.adapter_down.weight');

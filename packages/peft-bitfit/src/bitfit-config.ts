@@ -69,13 +69,19 @@ export class BitFitConfig extends PeftConfig {
 
   /** Reads the adapter_config.json written by saveAdapter. */
   static fromJson(json: Record<string, unknown>): BitFitConfig {
-    if (json.peft_type !== 'BITFIT') throw new PeftConfigError('peft_type', json.peft_type, 'expected "BITFIT"');
+    if (json.peft_type !== 'BITFIT')
+      throw new PeftConfigError('peft_type', json.peft_type, 'expected "BITFIT"');
     if (json.saved_as != null && json.saved_as !== 'values') {
-      throw new PeftConfigError('saved_as', json.saved_as, 'is not supported by this version of @tfjs-peft/bitfit (expected "values")');
+      throw new PeftConfigError(
+        'saved_as',
+        json.saved_as,
+        'is not supported by this version of @tfjs-peft/bitfit (expected "values")',
+      );
     }
     const targets = json.target_modules;
     return new BitFitConfig({
-      targetModules: targets == null || targets === 'all' ? 'all' : targetModulesFromJson('target_modules', targets),
+      targetModules:
+        targets == null || targets === 'all' ? 'all' : targetModulesFromJson('target_modules', targets),
       subset: (json.subset ?? 'all') as BitFitSubset,
       trainLayerNorm: (json.train_layer_norm ?? false) as boolean,
       modulesToSave: (json.modules_to_save ?? null) as string[] | null,

@@ -30,8 +30,7 @@ export interface BitFitPlan {
 
 const isLayerNorm = (layer: tfl.layers.Layer) =>
   (LAYER_NORM_CLASSES as readonly string[]).includes(layer.getClassName());
-const hasBias = (layer: tfl.layers.Layer) =>
-  (layer as unknown as { bias?: unknown }).bias != null;
+const hasBias = (layer: tfl.layers.Layer) => (layer as unknown as { bias?: unknown }).bias != null;
 const hasBiasWeight = (layer: tfl.layers.Layer) =>
   layer.weights.some((w) => /(^|\/)(bias|beta)(_\d+)?$/.test(w.originalName));
 const inPaperSubset = (layer: tfl.layers.Layer) =>
@@ -56,7 +55,9 @@ export function planBitFit(model: tfl.LayersModel, config: BitFitConfig): BitFit
     );
   }
   // Layers trained in full by modulesToSave are not BitFit's (as PEFT never targets them).
-  const saved = config.modulesToSave?.length ? new Set(matchTargetLayers(view, config.modulesToSave)) : new Set();
+  const saved = config.modulesToSave?.length
+    ? new Set(matchTargetLayers(view, config.modulesToSave))
+    : new Set();
   const explicit = config.targetModules !== 'all';
   const selected = explicit
     ? matchTargetLayers(view, config.targetModules as Exclude<BitFitConfig['targetModules'], 'all'>)
@@ -70,7 +71,11 @@ export function planBitFit(model: tfl.LayersModel, config: BitFitConfig): BitFit
     } else if (isLayerNorm(layer)) {
       if (explicit || config.trainLayerNorm) plan.layerNorms.push(layer);
     } else if (explicit) {
-      throw new UnsupportedLayerError(layer.name, layer.getClassName(), `Dense, ${LAYER_NORM_CLASSES.join(', ')}`);
+      throw new UnsupportedLayerError(
+        layer.name,
+        layer.getClassName(),
+        `Dense, ${LAYER_NORM_CLASSES.join(', ')}`,
+      );
     } else plan.unsupported.push(layer.name);
   }
   if (config.subset === 'paper') {
@@ -84,7 +89,9 @@ export function planBitFit(model: tfl.LayersModel, config: BitFitConfig): BitFit
     }
   }
   if (config.trainLayerNorm) {
-    for (const layer of view) if (isLayerNorm(layer) && !plan.layerNorms.includes(layer) && !saved.has(layer)) plan.layerNorms.push(layer);
+    for (const layer of view)
+      if (isLayerNorm(layer) && !plan.layerNorms.includes(layer) && !saved.has(layer))
+        plan.layerNorms.push(layer);
     if (plan.layerNorms.length === 0) {
       throw new PeftConfigError(
         'trainLayerNorm',
@@ -122,7 +129,8 @@ export const bitFitMethod: PeftMethod<BitFitConfig> = {
     if (skipped.length) console.warn(`[tfjs-peft] BitFit trains no bias in: ${skipped.join(', ')}`);
     const wrapperOf = new Map<tfl.layers.Layer, BitFitDense | BitFitLayerNorm>();
     for (const layer of collectLayers(model))
-      if (layer instanceof BitFitDense || layer instanceof BitFitLayerNorm) wrapperOf.set(layer.baseLayer, layer);
+      if (layer instanceof BitFitDense || layer instanceof BitFitLayerNorm)
+        wrapperOf.set(layer.baseLayer, layer);
     const created = new Map<tfl.layers.Layer, BitFitDense | BitFitLayerNorm>();
     const extended: Array<BitFitDense | BitFitLayerNorm> = [];
     try {
@@ -144,7 +152,8 @@ export const bitFitMethod: PeftMethod<BitFitConfig> = {
     if (created.size === 0) return model;
     return rebuildModel(
       model,
-      (layer, inputs, callArgs) => created.get(layer)?.apply(inputs, callArgs) as tfl.SymbolicTensor | undefined,
+      (layer, inputs, callArgs) =>
+        created.get(layer)?.apply(inputs, callArgs) as tfl.SymbolicTensor | undefined,
     );
   },
 };

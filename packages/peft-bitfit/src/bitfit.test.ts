@@ -15,13 +15,17 @@ import {
   expectTensorsClose,
   expectWeightsBitIdentical,
   snapshotWeights,
+  bytesEqual,
 } from '@tfjs-peft/test-utils';
 import { BitFitConfig, BitFitDense, BitFitLayerNorm, NoBiasError, planBitFit } from './index';
 
 type Activation = 'relu' | 'tanh' | 'linear' | 'elu';
 
 /** A small MLP with named layers and non-zero biases. */
-function makeMlp(kind: 'sequential' | 'functional' = 'sequential', hidden: Activation = 'relu'): tfl.LayersModel {
+function makeMlp(
+  kind: 'sequential' | 'functional' = 'sequential',
+  hidden: Activation = 'relu',
+): tfl.LayersModel {
   const dense = (name: string, units: number, activation: Activation, s: number, inputShape?: number[]) =>
     tfl.layers.dense({
       name,
@@ -130,9 +134,12 @@ describeEachBackend('BitFit', () => {
     const x = x3();
     const before = predict(base, x);
     const peft = getPeftModel(base, new BitFitConfig({ trainLayerNorm: true }));
-    expect(peft.peftLayers().filter((l) => l instanceof BitFitLayerNorm).map((l) => l.name)).toEqual([
-      'block/attention/norm',
-    ]);
+    expect(
+      peft
+        .peftLayers()
+        .filter((l) => l instanceof BitFitLayerNorm)
+        .map((l) => l.name),
+    ).toEqual(['block/attention/norm']);
     const after = predict(peft.model, x);
     await expectBitIdentical(after, before);
     tf.dispose([x, before, after]);
@@ -159,7 +166,10 @@ describeEachBackend('BitFit', () => {
     const base = makeBlock();
     const baseParams = base.countParams();
     const paper = getPeftModel(base, new BitFitConfig({ subset: 'paper' }));
-    expect(paper.peftLayers().map((l) => l.name)).toEqual(['block/attention/query', 'block/ffn/intermediate']);
+    expect(paper.peftLayers().map((l) => l.name)).toEqual([
+      'block/attention/query',
+      'block/ffn/intermediate',
+    ]);
     expect(paper.getNbTrainableParameters().trainableParams).toBe(6 + 12);
     expect(paper.getNbTrainableParameters().allParams).toBe(baseParams + 18);
     paper.unload();
@@ -184,7 +194,7 @@ describeEachBackend('BitFit', () => {
     const trained = predict(peft.model, x);
     await peft.mergeAdapter();
     const merged = await snapshotWeights(base);
-    const changed = merged.filter((w, i) => Buffer.compare(Buffer.from(w.bytes), Buffer.from(original[i].bytes)) !== 0);
+    const changed = merged.filter((w, i) => !bytesEqual(w.bytes, original[i].bytes));
     expect(changed.map((w) => w.name.replace(/_\d+$/, '')).sort()).toEqual([
       'block/attention/query/bias',
       'block/ffn/intermediate/bias',
@@ -208,7 +218,7 @@ describeEachBackend('BitFit', () => {
     await train(peft, x, 2, 5);
     expectWeightsBitIdentical(original, await snapshotWeights(base));
     const after = await snapshotWeights(norm.adapterVariables('default'));
-    expect(after.every((w, i) => Buffer.compare(Buffer.from(w.bytes), Buffer.from(before[i].bytes)) !== 0)).toBe(true);
+    expect(after.every((w, i) => !bytesEqual(w.bytes, before[i].bytes))).toBe(true);
     const trained = predict(peft.model, x);
     await peft.mergeAdapter();
     const mergedOut = predict(peft.model, x);
@@ -302,7 +312,10 @@ describeEachBackend('BitFit', () => {
 
   it('save → load reproduces the outputs bit for bit; keys base_model.model.<module>.bias hold values', async () => {
     const base = makeBlock();
-    const peft = getPeftModel(base, new BitFitConfig({ subset: 'paper', trainLayerNorm: true, modulesToSave: ['head'] }));
+    const peft = getPeftModel(
+      base,
+      new BitFitConfig({ subset: 'paper', trainLayerNorm: true, modulesToSave: ['head'] }),
+    );
     const x = x3(8);
     await train(peft, x, 2, 3);
     const saved = predict(peft.model, x);
@@ -397,7 +410,10 @@ describeEachBackend('BitFit', () => {
   describe('bad input gets a typed error that names what is wrong', () => {
     it('a model without any bias: NoBiasError', () => {
       const base = tfl.sequential({
-        layers: [tfl.layers.dense({ name: 'a', units: 4, useBias: false, inputShape: [3] }), tfl.layers.dense({ name: 'b', units: 2, useBias: false })],
+        layers: [
+          tfl.layers.dense({ name: 'a', units: 4, useBias: false, inputShape: [3] }),
+          tfl.layers.dense({ name: 'b', units: 2, useBias: false }),
+        ],
       });
       expect(() => getPeftModel(base, new BitFitConfig())).toThrow(NoBiasError);
       expect(() => getPeftModel(base, new BitFitConfig())).toThrow(/no bias terms at all/);
@@ -420,7 +436,9 @@ describeEachBackend('BitFit', () => {
       const warn = jest.spyOn(console, 'warn').mockImplementation(() => undefined);
       try {
         const peft = getPeftModel(base, new BitFitConfig());
-        expect(warn).toHaveBeenCalledWith(expect.stringMatching(/a \(useBias: false\), c \(useBias: false\)/));
+        expect(warn).toHaveBeenCalledWith(
+          expect.stringMatching(/a \(useBias: false\), c \(useBias: false\)/),
+        );
         expect(peft.getNbTrainableParameters().trainableParams).toBe(4);
         peft.unload();
       } finally {
@@ -431,7 +449,9 @@ describeEachBackend('BitFit', () => {
 
     it('unknown targets, an empty paper subset, unsupported layers, missing layer norms, bad options', () => {
       const base = makeMlp();
-      expect(() => getPeftModel(base, new BitFitConfig({ targetModules: ['fc3'] }))).toThrow(TargetNotFoundError);
+      expect(() => getPeftModel(base, new BitFitConfig({ targetModules: ['fc3'] }))).toThrow(
+        TargetNotFoundError,
+      );
       expect(() => getPeftModel(base, new BitFitConfig({ subset: 'paper' }))).toThrow(/subset 'paper'/);
       expect(() => getPeftModel(base, new BitFitConfig({ trainLayerNorm: true }))).toThrow(PeftConfigError);
       expect(() => new BitFitConfig({ subset: 'best' as 'paper' })).toThrow(/subset/);
@@ -442,7 +462,9 @@ describeEachBackend('BitFit', () => {
       const conv = tfl.sequential({
         layers: [tfl.layers.conv2d({ name: 'conv', filters: 2, kernelSize: 3, inputShape: [5, 5, 1] })],
       });
-      expect(() => getPeftModel(conv, new BitFitConfig({ targetModules: ['conv'] }))).toThrow(UnsupportedLayerError);
+      expect(() => getPeftModel(conv, new BitFitConfig({ targetModules: ['conv'] }))).toThrow(
+        UnsupportedLayerError,
+      );
       conv.dispose();
     });
   });

@@ -25,7 +25,9 @@ describe('file:// adapter store', () => {
     await store.writeFiles(files);
     for (const [path, content] of files) expect(await store.readFile(path, 1000)).toEqual(content);
     expect(await store.readFile('nothing.json', 1000)).toBeNull();
-    expect(await readFile(join(dir, 'adapter', 'other', 'adapter_config.json'), 'utf8')).toBe('{"peft_type":"LORA","r":2}');
+    expect(await readFile(join(dir, 'adapter', 'other', 'adapter_config.json'), 'utf8')).toBe(
+      '{"peft_type":"LORA","r":2}',
+    );
     // Only the adapter folder is left next to it: no staging folder.
     expect(await readdir(dir)).toEqual(['adapter']);
     // A second save replaces the files.
@@ -38,7 +40,9 @@ describe('file:// adapter store', () => {
     await store.writeFiles(new Map([['adapter_model.safetensors', new Uint8Array(100)]]));
     expect(await store.readFile('adapter_model.safetensors', 100)).toHaveLength(100);
     await expect(store.readFile('adapter_model.safetensors', 99)).rejects.toThrow(AdapterIOError);
-    await expect(store.readFile('adapter_model.safetensors', 99)).rejects.toThrow(/is 100 bytes, more than the limit of 99/);
+    await expect(store.readFile('adapter_model.safetensors', 99)).rejects.toThrow(
+      /is 100 bytes, more than the limit of 99/,
+    );
   });
 
   it('reading a folder where a file should be fails with AdapterIOError', async () => {
@@ -49,7 +53,9 @@ describe('file:// adapter store', () => {
 
   it('refuses relative paths that escape the folder', async () => {
     const store = resolveAdapterStore(`file://${dir}/adapter`);
-    await expect(store.writeFiles(new Map([['../escaped.json', text('{}')]]))).rejects.toThrow(AdapterIOError);
+    await expect(store.writeFiles(new Map([['../escaped.json', text('{}')]]))).rejects.toThrow(
+      AdapterIOError,
+    );
     await expect(store.readFile('../escaped.json', 10)).rejects.toThrow(AdapterIOError);
     expect(await readdir(dir)).toEqual([]);
   });
@@ -59,7 +65,12 @@ describe('file:// adapter store', () => {
     await writeFile(join(dir, 'not-a-folder'), 'x');
     const store = resolveAdapterStore(`file://${dir}/not-a-folder/adapter`);
     await expect(
-      store.writeFiles(new Map([['adapter_model.safetensors', Uint8Array.from([1])], ['adapter_config.json', text('{}')]])),
+      store.writeFiles(
+        new Map([
+          ['adapter_model.safetensors', Uint8Array.from([1])],
+          ['adapter_config.json', text('{}')],
+        ]),
+      ),
     ).rejects.toThrow(AdapterIOError);
     await expect(store.writeFiles(new Map([['adapter_config.json', text('{}')]]))).rejects.toThrow(
       /could not write the adapter/,
@@ -71,18 +82,28 @@ describe('file:// adapter store', () => {
   it('a save that fails half-way leaves the previous adapter as it was', async () => {
     const store = resolveAdapterStore(`file://${dir}/adapter`);
     await store.writeFiles(
-      new Map([['adapter_model.safetensors', Uint8Array.from([1, 1])], ['adapter_config.json', text('{"old":true}')]]),
+      new Map([
+        ['adapter_model.safetensors', Uint8Array.from([1, 1])],
+        ['adapter_config.json', text('{"old":true}')],
+      ]),
     );
     // `sub` is a file, so the config below it cannot be placed: the failure comes after the weights moved in.
     await writeFile(join(dir, 'adapter', 'sub'), 'blocker');
     await expect(
       store.writeFiles(
-        new Map([['adapter_model.safetensors', Uint8Array.from([2, 2])], ['sub/adapter_config.json', text('{"new":true}')]]),
+        new Map([
+          ['adapter_model.safetensors', Uint8Array.from([2, 2])],
+          ['sub/adapter_config.json', text('{"new":true}')],
+        ]),
       ),
     ).rejects.toThrow(AdapterIOError);
     expect(await store.readFile('adapter_model.safetensors', 10)).toEqual(Uint8Array.from([1, 1]));
     expect(await store.readFile('adapter_config.json', 100)).toEqual(text('{"old":true}'));
-    expect((await readdir(join(dir, 'adapter'))).sort()).toEqual(['adapter_config.json', 'adapter_model.safetensors', 'sub']);
+    expect((await readdir(join(dir, 'adapter'))).sort()).toEqual([
+      'adapter_config.json',
+      'adapter_model.safetensors',
+      'sub',
+    ]);
     expect(await readdir(dir)).toEqual(['adapter']);
   });
 });

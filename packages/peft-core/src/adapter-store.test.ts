@@ -1,5 +1,10 @@
 import { AdapterIOError, AdapterNameError } from './errors';
-import { checkAdapterName, DEFAULT_MAX_FILE_BYTES, MemoryAdapterStore, resolveAdapterStore } from './adapter-store';
+import {
+  checkAdapterName,
+  DEFAULT_MAX_FILE_BYTES,
+  MemoryAdapterStore,
+  resolveAdapterStore,
+} from './adapter-store';
 
 const bytes = (...values: number[]) => Uint8Array.from(values);
 
@@ -11,7 +16,20 @@ describe('checkAdapterName', () => {
   });
 
   it('rejects names that could escape the adapter folder, naming them', () => {
-    for (const name of ['../x', '/abs', 'a/b', '..', '.', '', 'a..b', '.hidden', 'a\\b', 'C:x', 'a b', 'x'.repeat(129)]) {
+    for (const name of [
+      '../x',
+      '/abs',
+      'a/b',
+      '..',
+      '.',
+      '',
+      'a..b',
+      '.hidden',
+      'a\\b',
+      'C:x',
+      'a b',
+      'x'.repeat(129),
+    ]) {
       expect(() => checkAdapterName(name)).toThrow(AdapterNameError);
     }
     expect(() => checkAdapterName('../x')).toThrow(/^Adapter "\.\.\/x": may only contain/);
@@ -24,7 +42,12 @@ describe('MemoryAdapterStore', () => {
   it('writes then reads copies of the files; a missing file reads as null', async () => {
     const store = new MemoryAdapterStore();
     const config = bytes(1, 2, 3);
-    await store.writeFiles(new Map([['adapter_config.json', config], ['other/adapter_model.safetensors', bytes(9)]]));
+    await store.writeFiles(
+      new Map([
+        ['adapter_config.json', config],
+        ['other/adapter_model.safetensors', bytes(9)],
+      ]),
+    );
     config[0] = 42;
     const read = await store.readFile('adapter_config.json', DEFAULT_MAX_FILE_BYTES);
     expect(read).toEqual(bytes(1, 2, 3));
@@ -48,7 +71,12 @@ describe('MemoryAdapterStore', () => {
     const store = new MemoryAdapterStore();
     for (const path of ['../x', '/abs', 'a//b', 'a/./b', 'a\\b', '', 'a/..']) {
       await expect(
-        store.writeFiles(new Map([['adapter_config.json', bytes(1)], [path, bytes(2)]])),
+        store.writeFiles(
+          new Map([
+            ['adapter_config.json', bytes(1)],
+            [path, bytes(2)],
+          ]),
+        ),
       ).rejects.toThrow(AdapterIOError);
       await expect(store.readFile(path, 10)).rejects.toThrow(AdapterIOError);
     }
@@ -75,7 +103,9 @@ describe('resolveAdapterStore', () => {
 
   it('refuses locations without a known scheme, naming them', () => {
     expect(() => resolveAdapterStore('adapters/mine')).toThrow(AdapterIOError);
-    expect(() => resolveAdapterStore('adapters/mine')).toThrow(/^adapters\/mine: expected a URL with a scheme/);
+    expect(() => resolveAdapterStore('adapters/mine')).toThrow(
+      /^adapters\/mine: expected a URL with a scheme/,
+    );
     expect(() => resolveAdapterStore('ftp://host/x')).toThrow('unsupported scheme "ftp://"');
     expect(() => resolveAdapterStore('file://')).toThrow('file:// needs a folder path');
   });
@@ -84,11 +114,13 @@ describe('resolveAdapterStore', () => {
     await expect(resolveAdapterStore('https://example.invalid/a').writeFiles(new Map())).rejects.toThrow(
       /can be loaded from, not saved to/,
     );
-    await expect(resolveAdapterStore('HTTP://example.invalid/a').readFile('../x', 1)).rejects.toThrow(AdapterIOError);
+    await expect(resolveAdapterStore('HTTP://example.invalid/a').readFile('../x', 1)).rejects.toThrow(
+      AdapterIOError,
+    );
     if (typeof localStorage === 'undefined') {
-      await expect(resolveAdapterStore('localstorage://a').readFile('adapter_config.json', 1)).rejects.toThrow(
-        'localstorage://a: localStorage is not available here',
-      );
+      await expect(
+        resolveAdapterStore('localstorage://a').readFile('adapter_config.json', 1),
+      ).rejects.toThrow('localstorage://a: localStorage is not available here');
     }
     if (typeof indexedDB === 'undefined') {
       await expect(resolveAdapterStore('indexeddb://a').readFile('adapter_config.json', 1)).rejects.toThrow(

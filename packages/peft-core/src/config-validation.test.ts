@@ -29,7 +29,9 @@ describe('config validation helpers', () => {
     expect(configError(() => requireInteger('r', 0, 1), 'r')).toBe(
       `Invalid config field "r": 0 — expected an integer in [1, ${Number.MAX_SAFE_INTEGER}]`,
     );
-    expect(configError(() => requireInteger('r', 2.5, 1, 64), 'r')).toMatch(/"r": 2\.5 — expected an integer in \[1, 64\]/);
+    expect(configError(() => requireInteger('r', 2.5, 1, 64), 'r')).toMatch(
+      /"r": 2\.5 — expected an integer in \[1, 64\]/,
+    );
     expect(configError(() => requireInteger('r', '8', 1), 'r')).toMatch(/"r": "8"/);
     expect(configError(() => requireInteger('r', 65, 1, 64), 'r')).toMatch(/"r": 65/);
     expect(configError(() => requireInteger('r', NaN, 1), 'r')).toMatch(/"r": NaN/);
@@ -42,8 +44,12 @@ describe('config validation helpers', () => {
       /"loraDropout": 1\.5 — expected a finite number in \[0, 1\]/,
     );
     expect(configError(() => requireNumber('loraAlpha', NaN), 'loraAlpha')).toMatch(/"loraAlpha": NaN/);
-    expect(configError(() => requireNumber('loraAlpha', Infinity), 'loraAlpha')).toMatch(/"loraAlpha": Infinity/);
-    expect(configError(() => requireNumber('loraAlpha', -Infinity), 'loraAlpha')).toMatch(/"loraAlpha": -Infinity/);
+    expect(configError(() => requireNumber('loraAlpha', Infinity), 'loraAlpha')).toMatch(
+      /"loraAlpha": Infinity/,
+    );
+    expect(configError(() => requireNumber('loraAlpha', -Infinity), 'loraAlpha')).toMatch(
+      /"loraAlpha": -Infinity/,
+    );
     expect(configError(() => requireNumber('scale', 0, 0, 10, { exclusiveMin: true }), 'scale')).toMatch(
       /"scale": 0 — expected a finite number in \(0, 10\]/,
     );
@@ -72,19 +78,21 @@ describe('config validation helpers', () => {
     expect(configError(() => requireIntegerList('layersToTransform', [0, -1]), 'layersToTransform')).toMatch(
       /\[0,-1\] — expected a list of integers ≥ 0/,
     );
-    expect(configError(() => requireIntegerList('layersToTransform', [1.5], 1), 'layersToTransform')).toMatch(/≥ 1/);
+    expect(configError(() => requireIntegerList('layersToTransform', [1.5], 1), 'layersToTransform')).toMatch(
+      /≥ 1/,
+    );
   });
 
   it('requireNumberRecord names the pattern at fault and builds a prototype-free record', () => {
     const record = requireNumberRecord('rankPattern', { '^fc1$': 4, __proto__: 8 } as unknown, 1, true);
     expect(Object.getPrototypeOf(record)).toBeNull();
     expect(record['^fc1$']).toBe(4);
-    expect(configError(() => requireNumberRecord('rankPattern', { fc1: 2.5 }, 1, true), 'rankPattern.fc1')).toBe(
-      'Invalid config field "rankPattern.fc1": 2.5 — expected an integer ≥ 1',
-    );
-    expect(configError(() => requireNumberRecord('alphaPattern', { fc1: -1 }, 0, false), 'alphaPattern.fc1')).toMatch(
-      /-1 — expected a number ≥ 0/,
-    );
+    expect(
+      configError(() => requireNumberRecord('rankPattern', { fc1: 2.5 }, 1, true), 'rankPattern.fc1'),
+    ).toBe('Invalid config field "rankPattern.fc1": 2.5 — expected an integer ≥ 1');
+    expect(
+      configError(() => requireNumberRecord('alphaPattern', { fc1: -1 }, 0, false), 'alphaPattern.fc1'),
+    ).toMatch(/-1 — expected a number ≥ 0/);
     expect(configError(() => requireNumberRecord('alphaPattern', [1], 0, false), 'alphaPattern')).toMatch(
       /expected an object mapping/,
     );
@@ -95,7 +103,9 @@ describe('config validation helpers', () => {
   });
 
   it('rejectUnknownFields catches a typo and lists the known fields', () => {
-    expect(() => rejectUnknownFields('LoraConfig', { r: 8, loraAlpha: 16 }, ['r', 'loraAlpha'])).not.toThrow();
+    expect(() =>
+      rejectUnknownFields('LoraConfig', { r: 8, loraAlpha: 16 }, ['r', 'loraAlpha']),
+    ).not.toThrow();
     const message = configError(
       () => rejectUnknownFields('LoraConfig', { r: 8, loraAlfa: 16 }, ['r', 'loraAlpha', 'loraDropout']),
       'loraAlfa',

@@ -4,8 +4,12 @@ import { describeEachBackend, expectTensorsClose } from '@tfjs-peft/test-utils';
 import { collectLayers, outputLayerNames, rebuildModel } from './model-graph';
 
 const seeded = (seed: number) => tfl.initializers.glorotUniform({ seed });
-const dense = (name: string, units: number, seed: number, extra: Partial<Parameters<typeof tfl.layers.dense>[0]> = {}) =>
-  tfl.layers.dense({ name, units, kernelInitializer: seeded(seed), biasInitializer: 'ones', ...extra });
+const dense = (
+  name: string,
+  units: number,
+  seed: number,
+  extra: Partial<Parameters<typeof tfl.layers.dense>[0]> = {},
+) => tfl.layers.dense({ name, units, kernelInitializer: seeded(seed), biasInitializer: 'ones', ...extra });
 
 function sequentialModel(): tfl.LayersModel {
   return tfl.sequential({
@@ -73,9 +77,21 @@ const identity = () => undefined;
 describeEachBackend('rebuildModel', () => {
   const cases: Array<[string, () => tfl.LayersModel, string[]]> = [
     ['a Sequential model', sequentialModel, ['s1', 's2']],
-    ['a functional model with two inputs, a concatenate and a shared layer', branchedModel, ['shared', 'side', 'join', 'head']],
-    ['a Sequential nested inside a functional model', nestedModel, ['outer_in', 'inner_1', 'inner_2', 'outer_out']],
-    ['a nested Sequential called on two branches', twiceNestedModel, ['outer_in', 'inner_1', 'inner_2', 'add']],
+    [
+      'a functional model with two inputs, a concatenate and a shared layer',
+      branchedModel,
+      ['shared', 'side', 'join', 'head'],
+    ],
+    [
+      'a Sequential nested inside a functional model',
+      nestedModel,
+      ['outer_in', 'inner_1', 'inner_2', 'outer_out'],
+    ],
+    [
+      'a nested Sequential called on two branches',
+      twiceNestedModel,
+      ['outer_in', 'inner_1', 'inner_2', 'add'],
+    ],
   ];
   for (const [title, build, layerNames] of cases) {
     it(`the identity rebuild of ${title} computes the same outputs with the same variables`, async () => {
@@ -90,12 +106,18 @@ describeEachBackend('rebuildModel', () => {
       expect(rebuilt.name).toBe('rebuilt');
       expect(rebuilt).not.toBe(model);
       // The flattened layers are the very same objects, and so are their variables.
-      expect(collectLayers(rebuilt).filter((l) => l.getClassName() !== 'InputLayer').map((l) => l.name)).toEqual(layerNames);
+      expect(
+        collectLayers(rebuilt)
+          .filter((l) => l.getClassName() !== 'InputLayer')
+          .map((l) => l.name),
+      ).toEqual(layerNames);
       const ids = (m: tfl.LayersModel) => collectLayers(m).flatMap((l) => l.weights.map((w) => w.id));
       expect(ids(rebuilt)).toEqual(ids(model));
       const inModel = collectLayers(model);
       // A Sequential's own layers omit its InputLayer; the rebuilt functional model lists it.
-      expect(collectLayers(rebuilt).every((l) => inModel.includes(l) || l.getClassName() === 'InputLayer')).toBe(true);
+      expect(
+        collectLayers(rebuilt).every((l) => inModel.includes(l) || l.getClassName() === 'InputLayer'),
+      ).toBe(true);
       const actual = run(rebuilt, x);
       await expectTensorsClose(actual, expected, 0);
       tf.dispose([...x, expected, actual]);
@@ -106,7 +128,12 @@ describeEachBackend('rebuildModel', () => {
   it('calls the transform once per layer call (twice for a shared layer) and uses what it returns', async () => {
     const model = branchedModel();
     const calls: string[] = [];
-    const zeros = tfl.layers.dense({ name: 'side_zeros', units: 2, kernelInitializer: 'zeros', biasInitializer: 'zeros' });
+    const zeros = tfl.layers.dense({
+      name: 'side_zeros',
+      units: 2,
+      kernelInitializer: 'zeros',
+      biasInitializer: 'zeros',
+    });
     const rebuilt = rebuildModel(model, (layer, inputs) => {
       calls.push(layer.name);
       return layer.name === 'side' ? (zeros.apply(inputs) as tfl.SymbolicTensor) : undefined;

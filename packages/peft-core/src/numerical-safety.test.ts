@@ -115,7 +115,9 @@ describeEachBackend('numerical safety', () => {
       const x = tf.tensor2d(values, [2, 4], dtype);
       const y = peft.model.predict(x) as tf.Tensor;
       expect(y.dtype).toBe('float32');
-      expect(Buffer.from((await y.data()).buffer)).toEqual(Buffer.from((await reference.data()).buffer));
+      expect(new Uint8Array((await y.data()).buffer)).toEqual(
+        new Uint8Array((await reference.data()).buffer),
+      );
       tf.dispose([x, y]);
     }
     tf.dispose([xFloat, reference]);

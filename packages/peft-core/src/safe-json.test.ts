@@ -27,7 +27,9 @@ describe('parseJsonObject', () => {
   });
 
   it('rejects bytes that are not UTF-8, naming the file', () => {
-    expect(rejection(new Uint8Array([0x7b, 0x22, 0xff, 0x22, 0x7d]))).toBe('adapter_config.json: is not valid UTF-8');
+    expect(rejection(new Uint8Array([0x7b, 0x22, 0xff, 0x22, 0x7d]))).toBe(
+      'adapter_config.json: is not valid UTF-8',
+    );
     expect(rejection(new Uint8Array([0x7b, 0xc0, 0x80, 0x7d]))).toMatch(/not valid UTF-8/);
   });
 

@@ -6,7 +6,9 @@ const fixtures = join(__dirname, '..', '..', '..', 'fixtures');
 
 describe('parseSafetensors on files written by Python (safetensors 0.8.0, PEFT 0.21.0)', () => {
   it('reads fixtures/lora-mlp/adapter_model.safetensors with PEFT keys, [r, in] / [out, r] shapes and values', () => {
-    const file = parseSafetensors(new Uint8Array(readFileSync(join(fixtures, 'lora-mlp', 'adapter_model.safetensors'))));
+    const file = parseSafetensors(
+      new Uint8Array(readFileSync(join(fixtures, 'lora-mlp', 'adapter_model.safetensors'))),
+    );
     expect(file.metadata).toEqual({ format: 'pt' });
     const shapes = Object.fromEntries([...file.tensors].map(([name, t]) => [name, t.shape]));
     expect(shapes).toEqual({
@@ -26,16 +28,22 @@ describe('parseSafetensors on files written by Python (safetensors 0.8.0, PEFT 0
   });
 
   it('reads the DoRA fixture with its magnitude vectors, and the base weights in PyTorch [out, in] layout', () => {
-    const dora = parseSafetensors(new Uint8Array(readFileSync(join(fixtures, 'lora-mlp-dora', 'adapter_model.safetensors'))));
+    const dora = parseSafetensors(
+      new Uint8Array(readFileSync(join(fixtures, 'lora-mlp-dora', 'adapter_model.safetensors'))),
+    );
     expect(dora.tensors.get('base_model.model.fc1.lora_magnitude_vector')!.shape).toEqual([10]);
     expect(dora.tensors.get('base_model.model.fc2.lora_magnitude_vector')!.shape).toEqual([8]);
-    const base = parseSafetensors(new Uint8Array(readFileSync(join(fixtures, 'lora-mlp', 'base_model.safetensors'))));
+    const base = parseSafetensors(
+      new Uint8Array(readFileSync(join(fixtures, 'lora-mlp', 'base_model.safetensors'))),
+    );
     expect(base.tensors.get('fc1.weight')!.shape).toEqual([10, 6]);
     expect(base.tensors.get('head.bias')!.shape).toEqual([3]);
   });
 
   it('re-serialises a Python file to the same tensors', () => {
-    const original = parseSafetensors(new Uint8Array(readFileSync(join(fixtures, 'lora-mlp', 'adapter_model.safetensors'))));
+    const original = parseSafetensors(
+      new Uint8Array(readFileSync(join(fixtures, 'lora-mlp', 'adapter_model.safetensors'))),
+    );
     const again = parseSafetensors(serializeSafetensors(original.tensors));
     expect(again.tensors).toEqual(original.tensors);
   });

@@ -39,8 +39,14 @@ const one = { dtype: 'F32', shape: [1], data_offsets: [0, 4] };
 describe('serializeSafetensors / parseSafetensors', () => {
   it('round-trips tensors, shapes, values and metadata', () => {
     const tensors = new Map([
-      ['base_model.model.fc1.lora_A.weight', { shape: [2, 3], data: Float32Array.from([1, -2, 3.5, 0, -0, 1e-30]) }],
-      ['base_model.model.fc1.lora_B.weight', { shape: [3, 2], data: Float32Array.from([NaN, Infinity, -Infinity, 7, 8, 9]) }],
+      [
+        'base_model.model.fc1.lora_A.weight',
+        { shape: [2, 3], data: Float32Array.from([1, -2, 3.5, 0, -0, 1e-30]) },
+      ],
+      [
+        'base_model.model.fc1.lora_B.weight',
+        { shape: [3, 2], data: Float32Array.from([NaN, Infinity, -Infinity, 7, 8, 9]) },
+      ],
       ['scalar', { shape: [], data: Float32Array.from([42]) }],
       ['empty', { shape: [0, 4], data: new Float32Array(0) }],
     ]);
@@ -56,8 +62,8 @@ describe('serializeSafetensors / parseSafetensors', () => {
       expect(parsed.dtype).toBe('F32');
       expect(parsed.shape).toEqual(shape);
       // Bit-exact, NaN and -0 included.
-      expect(Buffer.from(parsed.data.buffer, parsed.data.byteOffset, parsed.data.byteLength)).toEqual(
-        Buffer.from(data.buffer, data.byteOffset, data.byteLength),
+      expect(new Uint8Array(parsed.data.buffer, parsed.data.byteOffset, parsed.data.byteLength)).toEqual(
+        new Uint8Array(data.buffer, data.byteOffset, data.byteLength),
       );
     }
   });
@@ -117,7 +123,17 @@ describe('serializeSafetensors / parseSafetensors', () => {
     }
     const { tensors } = parseSafetensors(rawFile(header, data));
     const values = (name: string) => [...tensors.get(name)!.data];
-    expect(values('f16')).toEqual([1, -2, Infinity, -Infinity, 2 ** -24, 1023 * 2 ** -24, 65504, Math.fround(0.333251953125), -0]);
+    expect(values('f16')).toEqual([
+      1,
+      -2,
+      Infinity,
+      -Infinity,
+      2 ** -24,
+      1023 * 2 ** -24,
+      65504,
+      Math.fround(0.333251953125),
+      -0,
+    ]);
     expect(Object.is(values('f16')[8], -0)).toBe(true);
     expect(values('bf16')).toEqual([1, -3, Infinity, -Infinity, Math.fround(2 ** -133), 3.140625]);
     expect(values('f64')).toEqual([Math.fround(1 / 3), -Infinity, 0]);
@@ -133,12 +149,21 @@ describe('serializeSafetensors / parseSafetensors', () => {
 
   it('accepts an empty header and a header padded with spaces', () => {
     expect(parseSafetensors(rawFile('{}')).tensors.size).toBe(0);
-    expect(parseSafetensors(rawFile('{"w":' + JSON.stringify(one) + '}     ', f32Bytes([5]))).tensors.get('w')!.data[0]).toBe(5);
+    expect(
+      parseSafetensors(rawFile('{"w":' + JSON.stringify(one) + '}     ', f32Bytes([5]))).tensors.get('w')!
+        .data[0],
+    ).toBe(5);
   });
 
   it('accepts a zero-element tensor whose other dimensions are huge', () => {
     const file = parseSafetensors(
-      rawFile({ z: { dtype: 'F32', shape: [2 ** 40, 2 ** 40, 0], data_offsets: [0, 0] }, w: { ...one, data_offsets: [0, 4] } }, f32Bytes([1])),
+      rawFile(
+        {
+          z: { dtype: 'F32', shape: [2 ** 40, 2 ** 40, 0], data_offsets: [0, 0] },
+          w: { ...one, data_offsets: [0, 4] },
+        },
+        f32Bytes([1]),
+      ),
     );
     expect(file.tensors.get('z')!.data.length).toBe(0);
   });
@@ -157,7 +182,9 @@ describe('parseSafetensors rejects malformed files with AdapterFormatError namin
 
   it('a header length larger than the file, even near 2^64', () => {
     expect(rejection(rawFile('{}', undefined, 3n))).toMatch(/header length 3 exceeds the 2 bytes/);
-    expect(rejection(rawFile('{}', undefined, 2n ** 64n - 1n))).toMatch(/header length 18446744073709551615 exceeds/);
+    expect(rejection(rawFile('{}', undefined, 2n ** 64n - 1n))).toMatch(
+      /header length 18446744073709551615 exceeds/,
+    );
   });
 
   it('a header length over the cap', () => {
@@ -170,10 +197,16 @@ describe('parseSafetensors rejects malformed files with AdapterFormatError namin
   });
 
   it('a header that is not UTF-8', () => {
-    expect(rejection(rawFileWithHeaderBytes(new Uint8Array([0x7b, 0xff, 0xfe, 0x7d])))).toMatch(/not valid UTF-8/);
+    expect(rejection(rawFileWithHeaderBytes(new Uint8Array([0x7b, 0xff, 0xfe, 0x7d])))).toMatch(
+      /not valid UTF-8/,
+    );
     // An overlong encoding of '"' and a lone surrogate are not UTF-8 either.
-    expect(rejection(rawFileWithHeaderBytes(new Uint8Array([0x7b, 0xc0, 0xa2, 0x7d])))).toMatch(/not valid UTF-8/);
-    expect(rejection(rawFileWithHeaderBytes(new Uint8Array([0x7b, 0xed, 0xa0, 0x80, 0x7d])))).toMatch(/not valid UTF-8/);
+    expect(rejection(rawFileWithHeaderBytes(new Uint8Array([0x7b, 0xc0, 0xa2, 0x7d])))).toMatch(
+      /not valid UTF-8/,
+    );
+    expect(rejection(rawFileWithHeaderBytes(new Uint8Array([0x7b, 0xed, 0xa0, 0x80, 0x7d])))).toMatch(
+      /not valid UTF-8/,
+    );
   });
 
   it('a header that is not JSON, or not a JSON object', () => {
@@ -194,7 +227,9 @@ describe('parseSafetensors rejects malformed files with AdapterFormatError namin
 
   it('bad __metadata__', () => {
     expect(rejection(rawFile({ __metadata__: [1] }))).toMatch(/__metadata__ is not an object/);
-    expect(rejection(rawFile({ __metadata__: { format: 1 } }))).toMatch(/__metadata__\.format is not a string/);
+    expect(rejection(rawFile({ __metadata__: { format: 1 } }))).toMatch(
+      /__metadata__\.format is not a string/,
+    );
   });
 
   it('a tensor entry that is not an object', () => {
@@ -215,7 +250,9 @@ describe('parseSafetensors rejects malformed files with AdapterFormatError namin
 
   it('a bad shape', () => {
     for (const shape of [[-1], [1.5], ['1'], 3, null, [2 ** 53], new Array(9).fill(1)]) {
-      expect(rejection(rawFile({ w: { ...one, shape } }, f32Bytes([1])))).toMatch(/tensor "w" has an invalid shape/);
+      expect(rejection(rawFile({ w: { ...one, shape } }, f32Bytes([1])))).toMatch(
+        /tensor "w" has an invalid shape/,
+      );
     }
   });
 
@@ -231,16 +268,20 @@ describe('parseSafetensors rejects malformed files with AdapterFormatError namin
     expect(rejection(rawFile({ w: { ...one, data_offsets: [4, 8] } }, f32Bytes([1])))).toMatch(
       /tensor "w" data \[4, 8\) lies outside the 4 data bytes/,
     );
-    expect(rejection(rawFile({ w: { dtype: 'F32', shape: [2 ** 50], data_offsets: [0, 2 ** 52] } }, f32Bytes([1])))).toMatch(
-      /tensor "w" data .* lies outside/,
-    );
+    expect(
+      rejection(
+        rawFile({ w: { dtype: 'F32', shape: [2 ** 50], data_offsets: [0, 2 ** 52] } }, f32Bytes([1])),
+      ),
+    ).toMatch(/tensor "w" data .* lies outside/);
   });
 
   it('a shape × dtype that does not match the span, without overflowing', () => {
     expect(rejection(rawFile({ w: { ...one, shape: [2] } }, f32Bytes([1])))).toMatch(
       /tensor "w" declares shape \[2\] × F32 but its data_offsets span 4 bytes/,
     );
-    expect(rejection(rawFile({ w: { ...one, dtype: 'F16' } }, f32Bytes([1])))).toMatch(/tensor "w" declares shape \[1\] × F16/);
+    expect(rejection(rawFile({ w: { ...one, dtype: 'F16' } }, f32Bytes([1])))).toMatch(
+      /tensor "w" declares shape \[1\] × F16/,
+    );
     // 2^32 · 2^32 · 4 bytes would wrap a 64-bit count to 0; we must not accept it as an empty span.
     expect(
       rejection(rawFile({ w: { dtype: 'F32', shape: [2 ** 32, 2 ** 32, 2 ** 32], data_offsets: [0, 0] } })),
@@ -249,7 +290,9 @@ describe('parseSafetensors rejects malformed files with AdapterFormatError namin
 
   it('overlapping tensors', () => {
     const header = { a: { ...one, data_offsets: [0, 8], shape: [2] }, b: { ...one, data_offsets: [4, 8] } };
-    expect(rejection(rawFile(header, f32Bytes([1, 2])))).toMatch(/tensor "b" overlaps another tensor's data at byte 4/);
+    expect(rejection(rawFile(header, f32Bytes([1, 2])))).toMatch(
+      /tensor "b" overlaps another tensor's data at byte 4/,
+    );
     const same = { a: one, b: one };
     expect(rejection(rawFile(same, f32Bytes([1])))).toMatch(/overlaps another tensor's data at byte 0/);
   });
@@ -258,18 +301,26 @@ describe('parseSafetensors rejects malformed files with AdapterFormatError namin
     expect(rejection(rawFile({ a: one, b: { ...one, data_offsets: [8, 12] } }, f32Bytes([1, 2, 3])))).toMatch(
       /data bytes \[4, 8\) belong to no tensor/,
     );
-    expect(rejection(rawFile({ a: one }, f32Bytes([1, 2])))).toMatch(/data bytes \[4, 8\) belong to no tensor/);
+    expect(rejection(rawFile({ a: one }, f32Bytes([1, 2])))).toMatch(
+      /data bytes \[4, 8\) belong to no tensor/,
+    );
     expect(rejection(rawFile({ a: { ...one, data_offsets: [4, 8] } }, f32Bytes([1, 2])))).toMatch(
       /data bytes \[0, 4\) belong to no tensor/,
     );
   });
 
   it('too many tensors', () => {
-    expect(rejection(rawFile({ a: one, b: { ...one, data_offsets: [4, 8] } }, f32Bytes([1, 2])), { maxTensors: 1 })).toMatch(
-      /header declares 2 tensors, more than the limit of 1/,
-    );
+    expect(
+      rejection(rawFile({ a: one, b: { ...one, data_offsets: [4, 8] } }, f32Bytes([1, 2])), {
+        maxTensors: 1,
+      }),
+    ).toMatch(/header declares 2 tensors, more than the limit of 1/);
     // __metadata__ is not a tensor: it does not count against the limit.
-    expect(parseSafetensors(rawFile({ __metadata__: { format: 'pt' }, a: one }, f32Bytes([1])), 'x', { maxTensors: 1 }).tensors.size).toBe(1);
+    expect(
+      parseSafetensors(rawFile({ __metadata__: { format: 'pt' }, a: one }, f32Bytes([1])), 'x', {
+        maxTensors: 1,
+      }).tensors.size,
+    ).toBe(1);
   });
 });
 
@@ -316,8 +367,14 @@ describe('parseSafetensors under random mutations', () => {
   it('2,000 mutated files each parse or fail with AdapterFormatError, quickly', () => {
     const valid = serializeSafetensors(
       new Map([
-        ['base_model.model.fc1.lora_A.weight', { shape: [2, 3], data: Float32Array.from([1, 2, 3, 4, 5, 6]) }],
-        ['base_model.model.fc1.lora_B.weight', { shape: [4, 2], data: Float32Array.from([1, 2, 3, 4, 5, 6, 7, 8]) }],
+        [
+          'base_model.model.fc1.lora_A.weight',
+          { shape: [2, 3], data: Float32Array.from([1, 2, 3, 4, 5, 6]) },
+        ],
+        [
+          'base_model.model.fc1.lora_B.weight',
+          { shape: [4, 2], data: Float32Array.from([1, 2, 3, 4, 5, 6, 7, 8]) },
+        ],
       ]),
     );
     const headerLength = Number(new DataView(valid.buffer).getBigUint64(0, true));
@@ -340,7 +397,17 @@ describe('parseSafetensors under random mutations', () => {
       } else if (kind === 2) {
         bytes = bytes.slice(0, int(bytes.length));
       } else if (kind === 3) {
-        const choices = [0n, 1n, 2n, BigInt(headerLength - 1), BigInt(headerLength + 1), BigInt(bytes.length), 2n ** 63n, 2n ** 64n - 1n, BigInt(int(2 ** 31))];
+        const choices = [
+          0n,
+          1n,
+          2n,
+          BigInt(headerLength - 1),
+          BigInt(headerLength + 1),
+          BigInt(bytes.length),
+          2n ** 63n,
+          2n ** 64n - 1n,
+          BigInt(int(2 ** 31)),
+        ];
         new DataView(bytes.buffer).setBigUint64(0, choices[int(choices.length)], true);
       } else {
         // Splice a random number into the header where a digit was.
@@ -356,7 +423,9 @@ describe('parseSafetensors under random mutations', () => {
         parsed++;
       } catch (error) {
         if (!(error instanceof AdapterFormatError)) {
-          throw new Error(`mutation ${i} (kind ${kind}) threw ${(error as Error)?.name}: ${(error as Error)?.message}`);
+          throw new Error(
+            `mutation ${i} (kind ${kind}) threw ${(error as Error)?.name}: ${(error as Error)?.message}`,
+          );
         }
         rejected++;
       }

@@ -30,7 +30,9 @@ function notFound(fn: () => unknown): TargetNotFoundError {
 describe('matchTargetLayers', () => {
   it('matches exact names', () => {
     expect(names(matchTargetLayers(layers, ['head']))).toEqual(['head']);
-    expect(names(matchTargetLayers(layers, 'encoder/layer_0/attention/key'))).toEqual(['encoder/layer_0/attention/key']);
+    expect(names(matchTargetLayers(layers, 'encoder/layer_0/attention/key'))).toEqual([
+      'encoder/layer_0/attention/key',
+    ]);
   });
 
   it("matches a suffix after '/' or '.', never a partial segment", () => {
@@ -38,8 +40,12 @@ describe('matchTargetLayers', () => {
       'encoder/layer_0/attention/query',
       'encoder/layer_1/attention/query',
     ]);
-    expect(names(matchTargetLayers(layers, ['layer_0.attention.value']))).toEqual(['encoder/layer_0/attention/value']);
-    expect(names(matchTargetLayers(layers, ['layer_0/attention/value']))).toEqual(['encoder/layer_0/attention/value']);
+    expect(names(matchTargetLayers(layers, ['layer_0.attention.value']))).toEqual([
+      'encoder/layer_0/attention/value',
+    ]);
+    expect(names(matchTargetLayers(layers, ['layer_0/attention/value']))).toEqual([
+      'encoder/layer_0/attention/value',
+    ]);
     expect(names(matchTargetLayers(layers, ['dense']))).toEqual(['pooler.dense']);
     // 'ery' is a substring of 'query' but not a segment.
     notFound(() => matchTargetLayers(layers, ['ery']));
@@ -80,7 +86,9 @@ describe('matchTargetLayers', () => {
     expect(selected).not.toContain('head');
     expect(selected).not.toContain('encoder/layer_0/ln');
     const onlyHead = [dense('head')];
-    const error = notFound(() => matchTargetLayers(onlyHead, 'all-dense', { outputLayerNames: new Set(['head']) }));
+    const error = notFound(() =>
+      matchTargetLayers(onlyHead, 'all-dense', { outputLayerNames: new Set(['head']) }),
+    );
     expect(error.target).toBe("'all-dense'");
   });
 
@@ -92,16 +100,20 @@ describe('matchTargetLayers', () => {
       'pooler.dense',
       'head',
     ]);
-    expect(matchTargetLayers(layers, ['Dense', 'LayerNormalization'], { excludeModules: 'all-dense' }).map((l) => l.name)).toEqual([
-      'encoder/layer_0/ln',
-    ]);
+    expect(
+      matchTargetLayers(layers, ['Dense', 'LayerNormalization'], { excludeModules: 'all-dense' }).map(
+        (l) => l.name,
+      ),
+    ).toEqual(['encoder/layer_0/ln']);
   });
 
   it('an entry that matches nothing throws TargetNotFoundError, even when other entries match', () => {
     const error = notFound(() => matchTargetLayers(layers, ['query', 'haed']));
     expect(error.target).toBe('"haed"');
     expect(error.closestLayerNames[0]).toBe('head');
-    expect(error.message).toMatch(/^Target module "haed" matches no layer of the model\. Layers, closest first: head, /);
+    expect(error.message).toMatch(
+      /^Target module "haed" matches no layer of the model\. Layers, closest first: head, /,
+    );
     // InputLayers are never candidates.
     expect(error.closestLayerNames).toHaveLength(layers.length);
   });

@@ -85,7 +85,8 @@ function rankByCloseness(query: string, layers: readonly tfl.layers.Layer[]): st
   const distance = (name: string) => {
     const segments = moduleKey(name).toLowerCase().split('.');
     let best = Infinity;
-    for (let i = 0; i < segments.length; i++) best = Math.min(best, editDistance(q, segments.slice(i).join('.')));
+    for (let i = 0; i < segments.length; i++)
+      best = Math.min(best, editDistance(q, segments.slice(i).join('.')));
     return best;
   };
   return layers

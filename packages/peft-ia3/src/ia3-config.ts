@@ -69,8 +69,15 @@ export class IA3Config extends PeftConfig {
         'expected a list of layer names, or a single RegExp (a RegExp inside a list cannot be saved in PEFT’s format)',
       );
     }
-    if (this.feedforwardModules instanceof RegExp && this.feedforwardModules.flags.replace(/[dgsuy]/g, '') !== '') {
-      throw new PeftConfigError('feedforwardModules', ff, 'a RegExp with flags (i, m) cannot be saved in PEFT’s format');
+    if (
+      this.feedforwardModules instanceof RegExp &&
+      this.feedforwardModules.flags.replace(/[dgsuy]/g, '') !== ''
+    ) {
+      throw new PeftConfigError(
+        'feedforwardModules',
+        ff,
+        'a RegExp with flags (i, m) cannot be saved in PEFT’s format',
+      );
     }
     this.initIa3Weights = requireBoolean('initIa3Weights', options.initIa3Weights ?? true);
     this.excludeModules =
@@ -83,7 +90,8 @@ export class IA3Config extends PeftConfig {
       ...this.commonJson(),
       target_modules: targetModulesToJson(this.targetModules),
       // PEFT reads a string as a full-match regex; ours are searched anywhere in the name.
-      feedforward_modules: ff === null ? [] : ff instanceof RegExp ? `.*(?:${ff.source}).*` : targetModulesToJson(ff),
+      feedforward_modules:
+        ff === null ? [] : ff instanceof RegExp ? `.*(?:${ff.source}).*` : targetModulesToJson(ff),
       exclude_modules: this.excludeModules === null ? null : targetModulesToJson(this.excludeModules),
       init_ia3_weights: this.initIa3Weights,
       fan_in_fan_out: false,
@@ -100,7 +108,9 @@ export class IA3Config extends PeftConfig {
     return new IA3Config({
       targetModules: targetModulesFromJson('target_modules', json.target_modules),
       feedforwardModules:
-        ff == null || (Array.isArray(ff) && ff.length === 0) ? null : targetModulesFromJson('feedforward_modules', ff),
+        ff == null || (Array.isArray(ff) && ff.length === 0)
+          ? null
+          : targetModulesFromJson('feedforward_modules', ff),
       initIa3Weights: (json.init_ia3_weights ?? true) as boolean,
       excludeModules:
         json.exclude_modules == null ? null : targetModulesFromJson('exclude_modules', json.exclude_modules),

@@ -15,6 +15,7 @@ import {
   expectTensorsClose,
   expectWeightsBitIdentical,
   snapshotWeights,
+  bytesEqual,
 } from '@tfjs-peft/test-utils';
 import { IA3Config, IA3Dense } from './index';
 
@@ -121,9 +122,7 @@ describeEachBackend('IA³ on Dense layers', () => {
     expectWeightsBitIdentical(original, await snapshotWeights(base));
     const after = await snapshotWeights(peft.trainableVariables);
     expect(after).toHaveLength(2);
-    expect(
-      after.every((w, i) => Buffer.compare(Buffer.from(w.bytes), Buffer.from(before[i].bytes)) !== 0),
-    ).toBe(true);
+    expect(after.every((w, i) => !bytesEqual(w.bytes, before[i].bytes))).toBe(true);
     peft.model.optimizer.dispose();
     tf.dispose([x, y]);
     release(peft, base);

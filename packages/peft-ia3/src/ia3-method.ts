@@ -65,7 +65,8 @@ export const ia3Method: PeftMethod<IA3Config> = {
     if (created.size === 0) return model;
     return rebuildModel(
       model,
-      (layer, inputs, callArgs) => created.get(layer)?.apply(inputs, callArgs) as tfl.SymbolicTensor | undefined,
+      (layer, inputs, callArgs) =>
+        created.get(layer)?.apply(inputs, callArgs) as tfl.SymbolicTensor | undefined,
     );
   },
 };

@@ -106,7 +106,11 @@ describeEachBackend('LoRA on Conv2D layers', () => {
     const x = images();
     const loss = () => tf.tidy(() => tf.sum(tf.square(predict(peft.model, x))) as tf.Scalar);
     // Every other element keeps the test small on slow backends.
-    await checkVariableGradients(loss, peft.trainableVariables, { epsilon: 1e-2, tolerance: 1e-2, stride: 2 });
+    await checkVariableGradients(loss, peft.trainableVariables, {
+      epsilon: 1e-2,
+      tolerance: 1e-2,
+      stride: 2,
+    });
     expectWeightsBitIdentical(original, await snapshotWeights(base));
     x.dispose();
     peft.unload();

@@ -4,7 +4,12 @@ import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { getPeftModel } from '@tfjs-peft/core';
-import { describeEachBackend, expectTensorsClose, expectWeightsBitIdentical, snapshotWeights } from '@tfjs-peft/test-utils';
+import {
+  describeEachBackend,
+  expectTensorsClose,
+  expectWeightsBitIdentical,
+  snapshotWeights,
+} from '@tfjs-peft/test-utils';
 import { LoraConfig, LoraDense } from './index';
 
 /**
@@ -33,7 +38,11 @@ async function loadFromFolder(dir: string): Promise<tfl.LayersModel> {
   const bin = new Uint8Array(await readFile(join(dir, modelJson.weightsManifest[0].paths[0])));
   const weightData = bin.slice().buffer;
   return tfl.loadLayersModel(
-    tf.io.fromMemory({ modelTopology: modelJson.modelTopology, weightSpecs: modelJson.weightsManifest[0].weights, weightData }),
+    tf.io.fromMemory({
+      modelTopology: modelJson.modelTopology,
+      weightSpecs: modelJson.weightsManifest[0].weights,
+      weightData,
+    }),
   );
 }
 
@@ -49,9 +58,24 @@ describeEachBackend('getPeftModel on a model loaded from model.json', () => {
   it('adapts dense_1, trains one step, and leaves the loaded base weights bit-identical', async () => {
     const original = tfl.sequential({
       layers: [
-        tfl.layers.dense({ name: 'dense_0', units: 5, inputShape: [4], activation: 'relu', kernelInitializer: tfl.initializers.glorotUniform({ seed: 1 }) }),
-        tfl.layers.dense({ name: 'dense_1', units: 5, activation: 'tanh', kernelInitializer: tfl.initializers.glorotUniform({ seed: 2 }) }),
-        tfl.layers.dense({ name: 'dense_2', units: 2, kernelInitializer: tfl.initializers.glorotUniform({ seed: 3 }) }),
+        tfl.layers.dense({
+          name: 'dense_0',
+          units: 5,
+          inputShape: [4],
+          activation: 'relu',
+          kernelInitializer: tfl.initializers.glorotUniform({ seed: 1 }),
+        }),
+        tfl.layers.dense({
+          name: 'dense_1',
+          units: 5,
+          activation: 'tanh',
+          kernelInitializer: tfl.initializers.glorotUniform({ seed: 2 }),
+        }),
+        tfl.layers.dense({
+          name: 'dense_2',
+          units: 2,
+          kernelInitializer: tfl.initializers.glorotUniform({ seed: 3 }),
+        }),
       ],
     });
     await saveToFolder(original, dir);
@@ -84,7 +108,9 @@ describeEachBackend('getPeftModel on a model loaded from model.json', () => {
 
     expectWeightsBitIdentical(baseBefore, await snapshotWeights(base));
     const loraAfter = await snapshotWeights(peft.trainableVariables);
-    expect(loraAfter.some((w, i) => Buffer.compare(Buffer.from(w.bytes), Buffer.from(loraBefore[i].bytes)) !== 0)).toBe(true);
+    expect(
+      loraAfter.some((w, i) => Buffer.compare(Buffer.from(w.bytes), Buffer.from(loraBefore[i].bytes)) !== 0),
+    ).toBe(true);
 
     tf.dispose([x, y, expected, loaded, adapted, cost!]);
     optimizer.dispose();

@@ -2,11 +2,17 @@ import { ALL_BACKENDS, optionalBackends, parseBackendList, selectedBackends } fr
 
 describe('backend selection', () => {
   const g = globalThis as Record<string, unknown>;
-  const saved = { backends: process.env.TFJS_PEFT_BACKENDS, optional: process.env.TFJS_PEFT_OPTIONAL_BACKENDS };
+  const saved = {
+    backends: process.env.TFJS_PEFT_BACKENDS,
+    optional: process.env.TFJS_PEFT_OPTIONAL_BACKENDS,
+  };
   afterEach(() => {
     delete g.__TFJS_PEFT_BACKENDS__;
     delete g.__TFJS_PEFT_OPTIONAL_BACKENDS__;
-    for (const [key, value] of [['TFJS_PEFT_BACKENDS', saved.backends], ['TFJS_PEFT_OPTIONAL_BACKENDS', saved.optional]] as const) {
+    for (const [key, value] of [
+      ['TFJS_PEFT_BACKENDS', saved.backends],
+      ['TFJS_PEFT_OPTIONAL_BACKENDS', saved.optional],
+    ] as const) {
       if (value === undefined) delete process.env[key];
       else process.env[key] = value;
     }

@@ -33,7 +33,9 @@ export function parseBackendList(value: string, source: string): BackendName[] {
     .filter((name) => name.length > 0);
   const unknown = names.filter((name) => !(KNOWN_BACKENDS as readonly string[]).includes(name));
   if (unknown.length > 0) {
-    throw new Error(`${source}: unknown backend(s) ${unknown.join(', ')}; known: ${KNOWN_BACKENDS.join(', ')}`);
+    throw new Error(
+      `${source}: unknown backend(s) ${unknown.join(', ')}; known: ${KNOWN_BACKENDS.join(', ')}`,
+    );
   }
   return [...new Set(names)] as BackendName[];
 }
@@ -41,7 +43,9 @@ export function parseBackendList(value: string, source: string): BackendName[] {
 /** The backends to run: `__TFJS_PEFT_BACKENDS__` or env `TFJS_PEFT_BACKENDS` (comma list), default all. */
 export function selectedBackends(): BackendName[] {
   const value = readSetting('__TFJS_PEFT_BACKENDS__', 'TFJS_PEFT_BACKENDS');
-  return value === undefined || value.trim() === '' ? [...ALL_BACKENDS] : parseBackendList(value, 'TFJS_PEFT_BACKENDS');
+  return value === undefined || value.trim() === ''
+    ? [...ALL_BACKENDS]
+    : parseBackendList(value, 'TFJS_PEFT_BACKENDS');
 }
 
 /** Backends skipped rather than failed when unavailable: `__TFJS_PEFT_OPTIONAL_BACKENDS__` or env

@@ -4,12 +4,22 @@ import { describeEachBackend } from './describe-each-backend';
 
 describeEachBackend('checkGradients', (backend) => {
   it('accepts correct gradients of a small network', async () => {
-    const x = tf.tensor2d([[0.5, -1, 2], [1.5, 0.25, -0.75]]);
-    const initial = tf.tensor2d([[0.1, -0.2], [0.3, 0.4], [-0.5, 0.6]]);
+    const x = tf.tensor2d([
+      [0.5, -1, 2],
+      [1.5, 0.25, -0.75],
+    ]);
+    const initial = tf.tensor2d([
+      [0.1, -0.2],
+      [0.3, 0.4],
+      [-0.5, 0.6],
+    ]);
     const w = tf.variable(initial, true, `w_${backend}`); // a Variable is a new tensor: dispose both
     initial.dispose();
     const b = tf.tensor1d([0.05, -0.1]);
-    const result = await checkGradients(([wv, bv]) => tf.mean(tf.square(tf.tanh(tf.add(tf.matMul(x, wv), bv)))), [w, b]);
+    const result = await checkGradients(
+      ([wv, bv]) => tf.mean(tf.square(tf.tanh(tf.add(tf.matMul(x, wv), bv)))),
+      [w, b],
+    );
     expect(result.checked).toBe(8);
     expect(result.maxError).toBeLessThan(1e-2);
     tf.dispose([x, w, b]);
@@ -20,7 +30,10 @@ describeEachBackend('checkGradients', (backend) => {
     const wrongSquareSum = tf.customGrad((...args: Array<tf.Tensor | tf.GradSaveFunc>) => {
       const x = args[0] as tf.Tensor;
       (args[1] as tf.GradSaveFunc)([x]);
-      return { value: tf.sum(tf.square(x)), gradFunc: (dy: tf.Tensor, [saved]: tf.Tensor[]) => tf.mul(dy, tf.mul(saved, 3)) };
+      return {
+        value: tf.sum(tf.square(x)),
+        gradFunc: (dy: tf.Tensor, [saved]: tf.Tensor[]) => tf.mul(dy, tf.mul(saved, 3)),
+      };
     });
     const x = tf.tensor1d([1, 2, 3]);
     await expect(checkGradients(([v]) => wrongSquareSum(v) as tf.Tensor, [x])).rejects.toThrow(

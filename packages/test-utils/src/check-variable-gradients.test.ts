@@ -8,7 +8,9 @@ async function bits(t: tf.Tensor): Promise<number[]> {
 }
 
 function variable(values: number[][] | number[], name: string): tf.Variable {
-  const initial = Array.isArray(values[0]) ? tf.tensor2d(values as number[][]) : tf.tensor1d(values as number[]);
+  const initial = Array.isArray(values[0])
+    ? tf.tensor2d(values as number[][])
+    : tf.tensor1d(values as number[]);
   const v = tf.variable(initial, true, name);
   initial.dispose();
   return v;
@@ -16,14 +18,27 @@ function variable(values: number[][] | number[], name: string): tf.Variable {
 
 describeEachBackend('checkVariableGradients', (backend) => {
   it('accepts correct gradients of a small network, restores the variables bit-exactly and leaks nothing', async () => {
-    const x = tf.tensor2d([[0.5, -1, 2], [1.5, 0.25, -0.75]]);
+    const x = tf.tensor2d([
+      [0.5, -1, 2],
+      [1.5, 0.25, -0.75],
+    ]);
     // Values that are not exactly representable after ± epsilon, so a sloppy restore would show.
-    const w = variable([[0.1, -0.2], [0.3, 0.4], [-0.5, 0.6]], `cvg_w_${backend}`);
+    const w = variable(
+      [
+        [0.1, -0.2],
+        [0.3, 0.4],
+        [-0.5, 0.6],
+      ],
+      `cvg_w_${backend}`,
+    );
     const b = variable([0.05, -0.1], `cvg_b_${backend}`);
     const loss = () => tf.tidy(() => tf.mean(tf.square(tf.tanh(tf.add(tf.matMul(x, w), b)))) as tf.Scalar);
     const wBits = await bits(w);
     const bBits = await bits(b);
-    const result = await expectNoTensorLeak(() => checkVariableGradients(loss, [w, b]), 'checkVariableGradients');
+    const result = await expectNoTensorLeak(
+      () => checkVariableGradients(loss, [w, b]),
+      'checkVariableGradients',
+    );
     expect(result.checked).toBe(8);
     expect(result.maxError).toBeLessThan(1e-2);
     expect(await bits(w)).toEqual(wBits);
@@ -40,14 +55,19 @@ describeEachBackend('checkVariableGradients', (backend) => {
     const wrongSquareSum = tf.customGrad((...args: Array<tf.Tensor | tf.GradSaveFunc>) => {
       const v = args[0] as tf.Tensor;
       (args[1] as tf.GradSaveFunc)([v]);
-      return { value: tf.sum(tf.square(v)), gradFunc: (dy: tf.Tensor, [saved]: tf.Tensor[]) => tf.mul(dy, tf.mul(saved, 3)) };
+      return {
+        value: tf.sum(tf.square(v)),
+        gradFunc: (dy: tf.Tensor, [saved]: tf.Tensor[]) => tf.mul(dy, tf.mul(saved, 3)),
+      };
     });
     const v = variable([1, 2, 3], `cvg_wrong_${backend}`);
     const before = await bits(v);
     const loss = () => tf.tidy(() => wrongSquareSum(v) as tf.Scalar);
     await expectNoTensorLeak(async () => {
       await expect(checkVariableGradients(loss, [v])).rejects.toThrow(
-        new RegExp(`gradient mismatch for variable cvg_wrong_${backend} of shape \\[3\\] at element 0: analytic 3, numeric (2|1\\.99\\d*) `),
+        new RegExp(
+          `gradient mismatch for variable cvg_wrong_${backend} of shape \\[3\\] at element 0: analytic 3, numeric (2|1\\.99\\d*) `,
+        ),
       );
     }, 'failing checkVariableGradients');
     expect(await bits(v)).toEqual(before);
@@ -64,11 +84,15 @@ describeEachBackend('checkVariableGradients', (backend) => {
     await expectNoTensorLeak(async () => {
       await expect(
         checkVariableGradients(() => tf.tidy(() => tf.sum(tf.square(used)) as tf.Scalar), [used, unused]),
-      ).rejects.toThrow(new RegExp(`no analytic gradient for variable cvg_unused_${backend} of shape \\[2\\]`));
-      await expect(checkVariableGradients(() => tf.square(used) as unknown as tf.Scalar, [used])).rejects.toThrow(
-        /loss must return a scalar, got shape \[2\]/,
+      ).rejects.toThrow(
+        new RegExp(`no analytic gradient for variable cvg_unused_${backend} of shape \\[2\\]`),
       );
-      await expect(checkVariableGradients(() => tf.sum(used) as tf.Scalar, [used], { stride: 0 })).rejects.toThrow(/stride/);
+      await expect(
+        checkVariableGradients(() => tf.square(used) as unknown as tf.Scalar, [used]),
+      ).rejects.toThrow(/loss must return a scalar, got shape \[2\]/);
+      await expect(
+        checkVariableGradients(() => tf.sum(used) as tf.Scalar, [used], { stride: 0 }),
+      ).rejects.toThrow(/stride/);
     });
     expect(await bits(used)).toEqual(before);
     tf.dispose([used, unused]);

@@ -51,16 +51,20 @@ export async function checkVariableGradients(
   const names = new Set<string>();
   for (const variable of variables) {
     if (variable.dtype !== 'float32') {
-      throw new Error(`checkVariableGradients: ${describe(variable)} has dtype ${variable.dtype}, not float32`);
+      throw new Error(
+        `checkVariableGradients: ${describe(variable)} has dtype ${variable.dtype}, not float32`,
+      );
     }
-    if (names.has(variable.name)) throw new Error(`checkVariableGradients: ${describe(variable)} is listed twice`);
+    if (names.has(variable.name))
+      throw new Error(`checkVariableGradients: ${describe(variable)} is listed twice`);
     names.add(variable.name);
   }
 
   const evaluate = async () => {
     const value = tf.tidy(loss);
     try {
-      if (value.size !== 1) throw new Error(`checkVariableGradients: loss must return a scalar, got shape [${value.shape}]`);
+      if (value.size !== 1)
+        throw new Error(`checkVariableGradients: loss must return a scalar, got shape [${value.shape}]`);
       return (await value.data())[0];
     } finally {
       value.dispose();
@@ -82,7 +86,9 @@ export async function checkVariableGradients(
     for (const variable of variables) {
       const gradient = grads[variable.name];
       if (gradient == null) {
-        throw new Error(`checkVariableGradients: no analytic gradient for ${describe(variable)} (not trainable, or the loss does not use it)`);
+        throw new Error(
+          `checkVariableGradients: no analytic gradient for ${describe(variable)} (not trainable, or the loss does not use it)`,
+        );
       }
       const analytic = await gradient.data();
       const values = Float32Array.from(await variable.data());

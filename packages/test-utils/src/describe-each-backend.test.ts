@@ -15,11 +15,12 @@ function randomMatrix(rows: number, columns: number, seed: number): Float32Array
 
 function referenceMatMul(a: Float32Array, b: Float32Array, n: number, k: number, m: number): Float64Array {
   const out = new Float64Array(n * m);
-  for (let i = 0; i < n; i++) for (let j = 0; j < m; j++) {
-    let sum = 0;
-    for (let p = 0; p < k; p++) sum += a[i * k + p] * b[p * m + j];
-    out[i * m + j] = sum;
-  }
+  for (let i = 0; i < n; i++)
+    for (let j = 0; j < m; j++) {
+      let sum = 0;
+      for (let p = 0; p < k; p++) sum += a[i * k + p] * b[p * m + j];
+      out[i * m + j] = sum;
+    }
   return out;
 }
 
@@ -70,7 +71,9 @@ describeEachBackend('describeEachBackend', (backend) => {
     const runs: number[] = [];
     for (let i = 0; i < 10; i++) runs.push(await time());
     runs.sort((p, q) => p - q);
-    timings.push(`${backend}: 64x64 matMul+add+relu first ${first.toFixed(1)} ms, median ${runs[5].toFixed(2)} ms`);
+    timings.push(
+      `${backend}: 64x64 matMul+add+relu first ${first.toFixed(1)} ms, median ${runs[5].toFixed(2)} ms`,
+    );
     a.dispose();
   });
 });
@@ -80,7 +83,9 @@ describe('leak check', () => {
     expect(() => checkTensorCount('cpu', 5, 5)).not.toThrow();
   });
   it('fails naming the number of leaked tensors', () => {
-    expect(() => checkTensorCount('wasm', 5, 7)).toThrow(/Tensor leak on backend wasm: 2 tensor\(s\) left alive/);
+    expect(() => checkTensorCount('wasm', 5, 7)).toThrow(
+      /Tensor leak on backend wasm: 2 tensor\(s\) left alive/,
+    );
     expect(() => checkTensorCount('cpu', 5, 4)).toThrow(/1 tensor\(s\) disposed/);
   });
 });
@@ -104,7 +109,9 @@ describe('unavailable optional backend', () => {
   const warnings = warn.mock.calls.map((call) => String(call[0]));
   warn.mockRestore();
   it('warns loudly at collection time', () => {
-    expect(warnings).toEqual([expect.stringMatching(/^\[tfjs-peft\] SKIPPED backend webgl: webgl needs a browser/)]);
+    expect(warnings).toEqual([
+      expect.stringMatching(/^\[tfjs-peft\] SKIPPED backend webgl: webgl needs a browser/),
+    ]);
   });
 });
 

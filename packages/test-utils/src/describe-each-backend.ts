@@ -54,7 +54,9 @@ export function describeEachBackend(
   options: DescribeEachBackendOptions = {},
 ): void {
   const optional = optionalBackends();
-  const backends = selectedBackends().filter((backend) => options.only === undefined || options.only.includes(backend));
+  const backends = selectedBackends().filter(
+    (backend) => options.only === undefined || options.only.includes(backend),
+  );
   for (const backend of backends) {
     const title = `${name} [${backend}]`;
     if (optional.includes(backend)) {
@@ -73,7 +75,9 @@ export function describeEachBackend(
         try {
           await backendPreparation.prepareBackend(backend);
         } catch (error) {
-          throw new Error(`backend ${backend} could not be prepared: ${error instanceof Error ? error.message : error}`);
+          throw new Error(
+            `backend ${backend} could not be prepared: ${error instanceof Error ? error.message : error}`,
+          );
         }
         if (!(await tf.setBackend(backend))) {
           throw new Error(`tf.setBackend('${backend}') failed (see the warning tfjs printed above)`);
@@ -82,7 +86,11 @@ export function describeEachBackend(
       });
 
       afterAll(async () => {
-        if (previousBackend !== undefined && previousBackend !== backend && tf.findBackendFactory(previousBackend) !== null) {
+        if (
+          previousBackend !== undefined &&
+          previousBackend !== backend &&
+          tf.findBackendFactory(previousBackend) !== null
+        ) {
           await tf.setBackend(previousBackend);
         }
       });

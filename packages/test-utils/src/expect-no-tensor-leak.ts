@@ -8,7 +8,9 @@ export async function expectNoTensorLeak<T>(fn: () => T | Promise<T>, label = 'b
   const result = await fn();
   const after = tf.memory().numTensors;
   if (after !== before) {
-    throw new Error(`Tensor leak in ${label}: numTensors ${before} -> ${after} (${after - before > 0 ? '+' : ''}${after - before})`);
+    throw new Error(
+      `Tensor leak in ${label}: numTensors ${before} -> ${after} (${after - before > 0 ? '+' : ''}${after - before})`,
+    );
   }
   return result;
 }

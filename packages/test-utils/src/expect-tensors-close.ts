@@ -12,7 +12,8 @@ function flatten(values: ArrayLike<unknown>, out: number[] = []): number[] {
     const value = values[i];
     if (typeof value === 'number') out.push(value);
     else if (typeof value === 'boolean') out.push(value ? 1 : 0);
-    else if (value !== null && typeof value === 'object' && 'length' in (value as object)) flatten(value as ArrayLike<unknown>, out);
+    else if (value !== null && typeof value === 'object' && 'length' in (value as object))
+      flatten(value as ArrayLike<unknown>, out);
     else throw new Error(`expectArraysClose: not a number: ${String(value)}`);
   }
   return out;
@@ -29,7 +30,13 @@ function indexToCoordinates(index: number, shape: readonly number[] | undefined)
   return `[${coordinates.join(', ')}]`;
 }
 
-function compare(actual: ArrayLike<number>, expected: ArrayLike<number>, tolerance: number, shape?: readonly number[], label = 'arrays'): void {
+function compare(
+  actual: ArrayLike<number>,
+  expected: ArrayLike<number>,
+  tolerance: number,
+  shape?: readonly number[],
+  label = 'arrays',
+): void {
   if (actual.length !== expected.length) {
     throw new Error(`${label}: length ${actual.length} != expected length ${expected.length}`);
   }
@@ -40,7 +47,8 @@ function compare(actual: ArrayLike<number>, expected: ArrayLike<number>, toleran
     const e = expected[i];
     let diff: number;
     if (Number.isNaN(a) || Number.isNaN(e)) diff = Number.isNaN(a) && Number.isNaN(e) ? 0 : Infinity;
-    else if (a === e) diff = 0; // also equal infinities
+    else if (a === e)
+      diff = 0; // also equal infinities
     else diff = Math.abs(a - e);
     if (Number.isNaN(diff)) diff = Infinity;
     if (diff > maxDiff) {
@@ -57,7 +65,11 @@ function compare(actual: ArrayLike<number>, expected: ArrayLike<number>, toleran
 }
 
 /** Max-abs-difference comparison of two (nested) number arrays or typed arrays. Synchronous. */
-export function expectArraysClose(actual: NumericArrayLike, expected: NumericArrayLike, tolerance = DEFAULT_TOLERANCE): void {
+export function expectArraysClose(
+  actual: NumericArrayLike,
+  expected: NumericArrayLike,
+  tolerance = DEFAULT_TOLERANCE,
+): void {
   compare(flatten(actual), flatten(expected), tolerance);
 }
 

@@ -11,7 +11,7 @@ export {
 export type { BackendName } from './backend-selection';
 export { expectTensorsClose, expectArraysClose, DEFAULT_TOLERANCE } from './expect-tensors-close';
 export type { NumericArrayLike } from './expect-tensors-close';
-export { snapshotWeights, expectWeightsBitIdentical } from './snapshot-weights';
+export { snapshotWeights, expectWeightsBitIdentical, bytesEqual } from './snapshot-weights';
 export type { WeightSnapshot, WeightSource } from './snapshot-weights';
 export { expectNoTensorLeak, memoryDelta } from './expect-no-tensor-leak';
 export type { MemoryDelta } from './expect-no-tensor-leak';

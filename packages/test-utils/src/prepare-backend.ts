@@ -18,7 +18,8 @@ interface DawnModule {
   __tfjsPeftProbe?: string | null;
 }
 
-const TFJS_NODE_BUILD_HINT = 'tfjs-node binding not built (run pnpm --filter @tfjs-peft/test-utils build:tfjs-node)';
+const TFJS_NODE_BUILD_HINT =
+  'tfjs-node binding not built (run pnpm --filter @tfjs-peft/test-utils build:tfjs-node)';
 const DAWN_FLAGS = ['backend=opengles'];
 const unavailableCache = new Map<BackendName, string | undefined>();
 
@@ -77,7 +78,11 @@ function probeDawnAdapter(): string | undefined {
     encoding: 'utf8',
     timeout: 60000,
   });
-  const lastLine = String(result.stdout ?? '').trim().split('\n').pop() ?? '';
+  const lastLine =
+    String(result.stdout ?? '')
+      .trim()
+      .split('\n')
+      .pop() ?? '';
   const reason = lastLine === 'ok' ? null : `${lastLine || 'adapter probe crashed'} ${webgpuHint()}`;
   dawn.__tfjsPeftProbe = reason;
   return reason ?? undefined;
@@ -107,12 +112,17 @@ function computeUnavailableReason(name: BackendName): string | undefined {
       case 'wasm': {
         const fs = require('node:fs');
         const path = require('node:path');
-        const wasmFile = path.join(packageDir('@tensorflow/tfjs-backend-wasm'), 'dist', 'tfjs-backend-wasm-simd.wasm');
+        const wasmFile = path.join(
+          packageDir('@tensorflow/tfjs-backend-wasm'),
+          'dist',
+          'tfjs-backend-wasm-simd.wasm',
+        );
         return fs.existsSync(wasmFile) ? undefined : `${wasmFile} is missing`;
       }
       case 'webgpu': {
         const fs = require('node:fs');
-        if (!fs.existsSync(dawnPath())) return `no Dawn binary for ${process.platform}-${process.arch} (${dawnPath()})`;
+        if (!fs.existsSync(dawnPath()))
+          return `no Dawn binary for ${process.platform}-${process.arch} (${dawnPath()})`;
         return probeDawnAdapter();
       }
       case 'tensorflow': {
@@ -187,7 +197,9 @@ async function prepareTensorflow(): Promise<void> {
   // Loading tfjs-node registers 'tensorflow' (priority 3) AND calls tf.setBackend('tensorflow').
   const tfnode = require('@tensorflow/tfjs-node');
   if (tfnode.engine() !== tf.engine()) {
-    throw new Error('@tensorflow/tfjs-node loaded a second @tensorflow/tfjs-core instance (check pnpm layout)');
+    throw new Error(
+      '@tensorflow/tfjs-node loaded a second @tensorflow/tfjs-core instance (check pnpm layout)',
+    );
   }
   // Undo its side effect so it never becomes the silent default of other tests.
   if (previous !== undefined && previous !== 'tensorflow') await tf.setBackend(previous);

@@ -5,9 +5,14 @@ import { expectWeightsBitIdentical, snapshotWeights } from './snapshot-weights';
 
 describeEachBackend('snapshotWeights / expectWeightsBitIdentical', () => {
   it('passes for untouched weights and names the weight that changed by one ulp', async () => {
-    const model = tfl.sequential({ layers: [tfl.layers.dense({ units: 3, inputShape: [4], name: 'probe' })] });
+    const model = tfl.sequential({
+      layers: [tfl.layers.dense({ units: 3, inputShape: [4], name: 'probe' })],
+    });
     const before = await snapshotWeights(model);
-    expect(before.map((w) => w.name)).toEqual([expect.stringMatching(/^probe\/kernel/), expect.stringMatching(/^probe\/bias/)]);
+    expect(before.map((w) => w.name)).toEqual([
+      expect.stringMatching(/^probe\/kernel/),
+      expect.stringMatching(/^probe\/bias/),
+    ]);
     // Running the model must not change anything.
     tf.tidy(() => {
       model.predict(tf.ones([2, 4]));
@@ -24,7 +29,9 @@ describeEachBackend('snapshotWeights / expectWeightsBitIdentical', () => {
     nudged.dispose();
     expect(() => expectWeightsBitIdentical(before, [])).toThrow(/names\/order/);
     const after = await snapshotWeights(model);
-    expect(() => expectWeightsBitIdentical(before, after)).toThrow(/weight probe\/bias(_\d+)? is not bit-identical: \d byte\(s\) differ, first at element 2/);
+    expect(() => expectWeightsBitIdentical(before, after)).toThrow(
+      /weight probe\/bias(_\d+)? is not bit-identical: \d byte\(s\) differ, first at element 2/,
+    );
     model.dispose();
   });
 
@@ -38,7 +45,9 @@ describeEachBackend('snapshotWeights / expectWeightsBitIdentical', () => {
     v.assign(next); // assign keeps its own reference: `next` must still be disposed
     next.dispose();
     expect(() => expectWeightsBitIdentical(snapshot, [])).toThrow();
-    await expect(snapshotWeights([v]).then((after) => expectWeightsBitIdentical(snapshot, after))).rejects.toThrow(/plain_var/);
+    await expect(
+      snapshotWeights([v]).then((after) => expectWeightsBitIdentical(snapshot, after)),
+    ).rejects.toThrow(/plain_var/);
     v.dispose();
   });
 });

@@ -15,7 +15,9 @@ export type WeightSource =
   | ReadonlyArray<tf.Tensor | { name: string; read(): tf.Tensor }>;
 
 function entries(source: WeightSource): Array<{ name: string; tensor: tf.Tensor }> {
-  const list: ReadonlyArray<unknown> = Array.isArray(source) ? source : (source as { weights: ReadonlyArray<unknown> }).weights;
+  const list: ReadonlyArray<unknown> = Array.isArray(source)
+    ? source
+    : (source as { weights: ReadonlyArray<unknown> }).weights;
   return list.map((item, index) => {
     if (item instanceof tf.Tensor) return { name: (item as tf.Variable).name ?? `#${index}`, tensor: item };
     const weight = item as { name: string; read(): tf.Tensor };
@@ -35,11 +37,16 @@ export async function snapshotWeights(source: WeightSource): Promise<WeightSnaps
 }
 
 /** Throws unless both snapshots hold the same weights (names, shapes, dtypes) with identical bytes. */
-export function expectWeightsBitIdentical(before: readonly WeightSnapshot[], after: readonly WeightSnapshot[]): void {
+export function expectWeightsBitIdentical(
+  before: readonly WeightSnapshot[],
+  after: readonly WeightSnapshot[],
+): void {
   const beforeNames = before.map((w) => w.name);
   const afterNames = after.map((w) => w.name);
   if (beforeNames.join('\n') !== afterNames.join('\n')) {
-    throw new Error(`weights differ in names/order:\n  before: ${beforeNames.join(', ')}\n  after:  ${afterNames.join(', ')}`);
+    throw new Error(
+      `weights differ in names/order:\n  before: ${beforeNames.join(', ')}\n  after:  ${afterNames.join(', ')}`,
+    );
   }
   for (let i = 0; i < before.length; i++) {
     const a = before[i];
@@ -57,7 +64,14 @@ export function expectWeightsBitIdentical(before: readonly WeightSnapshot[], aft
       }
     }
     if (differing > 0) {
-      const elementSize = Math.max(1, a.bytes.length / Math.max(1, a.shape.reduce((x, y) => x * y, 1)));
+      const elementSize = Math.max(
+        1,
+        a.bytes.length /
+          Math.max(
+            1,
+            a.shape.reduce((x, y) => x * y, 1),
+          ),
+      );
       const element = Math.floor(first / elementSize);
       const view = (bytes: Uint8Array) =>
         a.dtype === 'int32'
@@ -69,4 +83,11 @@ export function expectWeightsBitIdentical(before: readonly WeightSnapshot[], aft
       );
     }
   }
+}
+
+/** True when two byte arrays hold the same bytes (portable: no Node Buffer, so it runs in browsers too). */
+export function bytesEqual(a: ArrayLike<number>, b: ArrayLike<number>): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
 }

@@ -28,20 +28,48 @@ export function makeCnn(): tfl.LayersModel {
   return tfl.sequential({
     name: 'cnn',
     layers: [
-      tfl.layers.conv2d({ name: 'conv1', filters: 8, kernelSize: 3, padding: 'same', activation: 'relu', inputShape: [6, 6, 3], kernelInitializer: tfl.initializers.glorotUniform({ seed: 3 }) }),
-      tfl.layers.conv2d({ name: 'conv2', filters: 8, kernelSize: 3, strides: 2, activation: 'relu', kernelInitializer: tfl.initializers.glorotUniform({ seed: 4 }) }),
+      tfl.layers.conv2d({
+        name: 'conv1',
+        filters: 8,
+        kernelSize: 3,
+        padding: 'same',
+        activation: 'relu',
+        inputShape: [6, 6, 3],
+        kernelInitializer: tfl.initializers.glorotUniform({ seed: 3 }),
+      }),
+      tfl.layers.conv2d({
+        name: 'conv2',
+        filters: 8,
+        kernelSize: 3,
+        strides: 2,
+        activation: 'relu',
+        kernelInitializer: tfl.initializers.glorotUniform({ seed: 4 }),
+      }),
       tfl.layers.flatten({ name: 'flatten' }),
-      tfl.layers.dense({ name: 'head', units: 3, kernelInitializer: tfl.initializers.glorotUniform({ seed: 5 }) }),
+      tfl.layers.dense({
+        name: 'head',
+        units: 3,
+        kernelInitializer: tfl.initializers.glorotUniform({ seed: 5 }),
+      }),
     ],
   });
 }
 
 /** Bottleneck parameters of one adapter on a layer of this width: down, up and their biases. */
-export function adapterParams(width: number, bottleneck: number, { layerNorm = false, learnedScaling = false } = {}): number {
+export function adapterParams(
+  width: number,
+  bottleneck: number,
+  { layerNorm = false, learnedScaling = false } = {},
+): number {
   return 2 * width * bottleneck + bottleneck + width + (layerNorm ? 2 * width : 0) + (learnedScaling ? 1 : 0);
 }
 
-export function encoder(width: number, blocks = 2, intermediateSize = 2 * width, normalization: 'pre' | 'post' = 'pre') {
+export function encoder(
+  width: number,
+  blocks = 2,
+  intermediateSize = 2 * width,
+  normalization: 'pre' | 'post' = 'pre',
+) {
   return buildTransformerEncoder({
     vocabSize: 11,
     embeddingSize: width,
@@ -60,7 +88,9 @@ export function mlpInputs(rows = 5): tf.Tensor2D {
 }
 
 export function cnnInputs(rows = 2): tf.Tensor4D {
-  return tf.tidy(() => tf.cos(tf.reshape(tf.range(0, rows * 108, 1, 'float32'), [rows, 6, 6, 3])) as tf.Tensor4D);
+  return tf.tidy(
+    () => tf.cos(tf.reshape(tf.range(0, rows * 108, 1, 'float32'), [rows, 6, 6, 3])) as tf.Tensor4D,
+  );
 }
 
 /** token ids [rows, 4] (int32) and an attention mask with some padding. */
