@@ -33,3 +33,4 @@ export {
 } from './torch-fixtures';
 export * from './fuzz';
 export * from './soak';
+export * from './peft-soak-subject';
