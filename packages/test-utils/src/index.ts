@@ -34,3 +34,4 @@ export {
 export * from './fuzz';
 export * from './soak';
 export * from './peft-soak-subject';
+export * from './peft-method-contract';
