@@ -18,6 +18,7 @@ import path from 'node:path';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import { performance } from 'node:perf_hooks';
+import { CHROMIUM_FLAGS } from '../browser-tests/chromium-flags.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const repoRoot = path.resolve(here, '../..');
@@ -25,18 +26,6 @@ const distDir = path.join(here, 'dist');
 const imagesDir = path.join(repoRoot, 'docs', 'images');
 const requireFromRoot = createRequire(path.join(repoRoot, 'package.json'));
 
-// The flags of tools/browser-tests/run.mjs (environment.md's recipe); that file runs on import, so
-// they are listed here too.
-const CHROMIUM_FLAGS = [
-  '--no-sandbox',
-  '--enable-unsafe-webgpu',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-  '--no-first-run',
-  '--disable-quic',
-  '--enable-unsafe-swiftshader',
-];
 const BACKENDS = ['wasm', 'webgl', 'webgpu', 'cpu'];
 
 function parseOptions(argv) {

@@ -9,6 +9,7 @@ import path from 'node:path';
 import http from 'node:http';
 import { performance } from 'node:perf_hooks';
 import { setTimeout, clearTimeout } from 'node:timers';
+import { CHROMIUM_FLAGS } from './chromium-flags.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const repoRoot = path.resolve(here, '../..');
@@ -20,17 +21,6 @@ const ALL_BACKENDS = ['webgl', 'webgpu', 'wasm', 'cpu'];
 const NODE_BUILTINS = new Set(requireFromRoot('node:module').builtinModules);
 // Node-only packages that tests or jest's `expect` reach; graceful-fs patches `fs` when loaded.
 const NODE_ONLY_PACKAGES = /^(@tensorflow\/tfjs-node(-gpu)?|webgpu|graceful-fs)(\/.*)?$/;
-const BASE_CHROMIUM_FLAGS = [
-  '--no-sandbox',
-  '--enable-unsafe-webgpu',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-  '--no-first-run',
-  '--disable-quic',
-  // Chromium only falls back to SwiftShader for WebGL without a GPU when allowed to.
-  '--enable-unsafe-swiftshader',
-];
 
 // ---- options ---------------------------------------------------------------------------------
 
@@ -399,7 +389,7 @@ async function main() {
   const browser = await chromium.launch({
     executablePath: options.chromium,
     headless: true,
-    args: [...BASE_CHROMIUM_FLAGS, ...options.chromiumArgs],
+    args: [...CHROMIUM_FLAGS, ...options.chromiumArgs],
   });
   console.log(dim(`Chromium ${browser.version()} at ${origin}; backends: ${options.backends.join(', ')}`));
 
