@@ -309,6 +309,24 @@ def make_mlp_fixtures(out_root):
                                            "b *= l; fc2 W *= l (columns), bias unchanged."]))
 
 
+def make_mlp_bias_lora_only_fixture(out_root):
+    """lora-mlp-bias-lora-only: bias="lora_only" on the lora-mlp base and inputs."""
+    torch.manual_seed(11)
+    x = torch.randn(4, 6)
+    name = "lora-mlp-bias-lora-only"
+    cfg = LoraConfig(r=4, lora_alpha=8, target_modules=["fc1", "fc2"], init_lora_weights=False,
+                     bias="lora_only")
+    toy_fixture(out_root, name, "mlp", MLP, x, {"default": cfg}, seed=130,
+                perturb=lambda pm: randomize(pm, "base_layer.bias", lambda p: p + 0.5 * torch.randn_like(p)),
+                model_json=mlp_model_json(name, [lora_desc("default", ".", cfg)],
+                                          ["bias='lora_only': only the biases of the layers LoRA wraps (fc1, "
+                                           "fc2; not head) are trainable and saved, as "
+                                           "base_model.model.<module>.base_layer.bias; both were perturbed by "
+                                           "0.5*N(0,1). base_outputs use the ORIGINAL biases; PEFT's "
+                                           "disable_adapter() does NOT restore them, see "
+                                           "disabled_adapter_outputs."]))
+
+
 def make_conv_fixture(out_root):
     torch.manual_seed(21)
     x = torch.randn(2, 3, 5, 5)
@@ -625,6 +643,7 @@ def main():
     args = ap.parse_args()
     os.makedirs(args.out, exist_ok=True)
     make_mlp_fixtures(args.out)
+    make_mlp_bias_lora_only_fixture(args.out)
     make_conv_fixture(args.out)
     make_embedding_fixture(args.out)
     outs = make_tiny_bert(args.out)
