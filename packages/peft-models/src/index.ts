@@ -4,6 +4,9 @@ export { MultiHeadAttentionCore } from './layers/multi-head-attention-core';
 export { LayerNorm } from './layers/layer-norm';
 export { MaskedMeanPooling } from './layers/masked-mean-pooling';
 export { L2Normalize } from './layers/l2-normalize';
+export { SplitLastAxis } from './layers/split-last-axis';
+export { TiedEmbeddingHead } from './layers/tied-embedding-head';
+export { GeluNewAlias } from './layers/gelu-new-alias';
 
 // Ops.
 export { embeddingLookup } from '@tfjs-peft/core';
@@ -12,7 +15,7 @@ export { sinusoidalPositions } from './ops/sinusoidal-positions';
 
 // Transformer encoder builder.
 export { buildTransformerEncoder, inputNames } from './encoder/build-transformer-encoder';
-export { layerNames, blockPrefix } from './encoder/layer-names';
+export { layerNames, gpt2LayerNames, layerNamesFor, blockPrefix } from './encoder/layer-names';
 export { withClassifierHead } from './classifier-head';
 
 // Universal Sentence Encoder lite.
@@ -29,6 +32,9 @@ export type { TokenAndPositionEmbeddingArgs, PositionEncoding } from './layers/t
 export type { MultiHeadAttentionCoreArgs } from './layers/multi-head-attention-core';
 export type { LayerNormArgs } from './layers/layer-norm';
 export type { L2NormalizeArgs } from './layers/l2-normalize';
+export type { SplitLastAxisArgs } from './layers/split-last-axis';
+export type { TiedEmbeddingHeadArgs } from './layers/tied-embedding-head';
+export type { TransformerLayerNames } from './encoder/layer-names';
 export type { LayerArgs } from './layers/layer-args';
 export type { MultiHeadAttentionOptions } from './ops/multi-head-attention';
 export type { TransformerEncoderConfig, TransformerBlockConfig } from './encoder/transformer-encoder-config';
@@ -44,9 +50,24 @@ export type { EncodedBatch, Vocabulary } from './use-lite/sentence-piece-tokeniz
 // Hugging Face BERT checkpoints (config.json + model.safetensors).
 export {
   bertFromHuggingFace,
+  loadBert,
   buildBertForSequenceClassification,
   loadBertWeights,
   bertEncoderConfig,
   FirstTokenPooling,
 } from './huggingface/load-bert';
 export type { HuggingFaceBertConfig } from './huggingface/load-bert';
+
+// Hugging Face GPT-2 checkpoints (config.json + model.safetensors).
+export {
+  loadGpt2,
+  gpt2FromHuggingFace,
+  buildGpt2LMHeadModel,
+  loadGpt2Weights,
+  gpt2EncoderConfig,
+} from './huggingface/load-gpt2';
+export type { HuggingFaceGpt2Config } from './huggingface/load-gpt2';
+
+// Reading Hugging Face checkpoint folders (bounded reads through the adapter stores).
+export { readHuggingFaceCheckpoint, CheckpointWeightPlan } from './huggingface/checkpoint';
+export type { CheckpointFiles, CheckpointReadOptions, TensorSource } from './huggingface/checkpoint';

@@ -5,12 +5,14 @@ import {
   type LayersModel,
   type SymbolicTensor,
 } from '@tensorflow/tfjs-layers';
+import '../layers/gelu-new-alias';
 import { L2Normalize } from '../layers/l2-normalize';
 import { LayerNorm } from '../layers/layer-norm';
 import { MaskedMeanPooling } from '../layers/masked-mean-pooling';
 import { MultiHeadAttentionCore } from '../layers/multi-head-attention-core';
+import { SplitLastAxis } from '../layers/split-last-axis';
 import { TokenAndPositionEmbedding } from '../layers/token-and-position-embedding';
-import { layerNames } from './layer-names';
+import { layerNamesFor } from './layer-names';
 import type { TransformerBlockConfig, TransformerEncoderConfig } from './transformer-encoder-config';
 
 export const inputNames = { tokenIds: 'token_ids', attentionMask: 'attention_mask' } as const;
@@ -38,16 +40,24 @@ function transformerBlock(
   index: number,
   config: TransformerEncoderConfig,
 ): SymbolicTensor {
-  const names = layerNames.block(index);
+  const names = layerNamesFor(config.layerNaming).block(index);
   const epsilon = config.layerNormEpsilon;
   const pre = config.normalization === 'pre';
   const attentionSize = block.attentionSize ?? inputWidth;
 
   // Attention sub-layer.
   const attentionInput = pre ? apply(new LayerNorm({ name: names.attentionLayerNorm, epsilon }), x) : x;
-  const query = apply(dense(names.query, attentionSize), attentionInput);
-  const key = apply(dense(names.key, attentionSize), attentionInput);
-  const value = apply(dense(names.value, attentionSize), attentionInput);
+  let query: SymbolicTensor, key: SymbolicTensor, value: SymbolicTensor;
+  if (config.fusedQkv) {
+    const qkv = apply(dense(names.qkv, 3 * attentionSize), attentionInput);
+    [query, key, value] = new SplitLastAxis({ name: names.qkvSplit, numSplits: 3 }).apply(
+      qkv,
+    ) as SymbolicTensor[];
+  } else {
+    query = apply(dense(names.query, attentionSize), attentionInput);
+    key = apply(dense(names.key, attentionSize), attentionInput);
+    value = apply(dense(names.value, attentionSize), attentionInput);
+  }
   const core = new MultiHeadAttentionCore({
     name: names.attentionCore,
     numHeads: block.numHeads,
@@ -86,12 +96,13 @@ function transformerBlock(
  * Builds a transformer encoder as a functional `tf.LayersModel` from the package's layers.
  * Inputs: `token_ids` [batch, length] int32 and `attention_mask` [batch, length] float32
  * (1 = token, 0 = padding). Output: [batch, width] when pooled, else [batch, length, width].
- * Layer names: see `layerNames`.
+ * Layer names: see `layerNames` (or `gpt2LayerNames` with `layerNaming: 'gpt2'`).
  */
 export function buildTransformerEncoder(
   config: TransformerEncoderConfig,
   name = 'transformer_encoder',
 ): LayersModel {
+  const layerNames = layerNamesFor(config.layerNaming);
   const tokenIds = input({ name: inputNames.tokenIds, shape: [null], dtype: 'int32' });
   const mask = input({ name: inputNames.attentionMask, shape: [null], dtype: 'float32' });
   let x = apply(

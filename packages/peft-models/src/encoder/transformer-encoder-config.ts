@@ -32,6 +32,13 @@ export interface TransformerEncoderConfig {
   finalLayerNorm?: boolean;
   /** Causal (decoder) self-attention. */
   causal?: boolean;
+  /**
+   * One Dense `qkv` of width 3·attentionSize (GPT-2's `c_attn`) split into query, key and value by
+   * a weight-free `SplitLastAxis`, instead of three Dense layers. Default false.
+   */
+  fusedQkv?: boolean;
+  /** Layer names: 'default' (`layerNames`) or 'gpt2' (`gpt2LayerNames`, Hugging Face's module paths). */
+  layerNaming?: 'default' | 'gpt2';
   /** Dropout rate after attention output and feed-forward output while training; default 0. */
   dropout?: number;
   /** 'mean' adds a masked mean over the sequence; 'none' returns [batch, length, width]. */

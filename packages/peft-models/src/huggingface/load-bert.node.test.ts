@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { describeEachBackend, expectTensorsClose } from '@tfjs-peft/test-utils';
-import { bertFromHuggingFace, layerNames, type HuggingFaceBertConfig } from '../index';
+import { bertFromHuggingFace, layerNames, loadBert, type HuggingFaceBertConfig } from '../index';
 
 const FIXTURE = join(__dirname, '../../../../fixtures/tiny-bert');
 
@@ -34,6 +34,16 @@ describeEachBackend('Hugging Face BERT loader (fixtures/tiny-bert)', () => {
     await expectTensorsClose(pooled, io.base_outputs.pooler_output, 1e-4);
     await expectTensorsClose(hidden, io.base_outputs.last_hidden_state, 1e-4);
     tf.dispose([ids, mask, logits, pooled, hidden]);
+    model.dispose();
+  });
+
+  it('loads the same checkpoint from its folder (path or file:// URL)', async () => {
+    const model = await loadBert(`file://${FIXTURE}`);
+    const ids = tf.tensor2d(io.inputs.input_ids, undefined, 'int32');
+    const mask = tf.tensor2d(io.inputs.attention_mask, undefined, 'float32');
+    const logits = model.predict([ids, mask]) as tf.Tensor;
+    await expectTensorsClose(logits, io.base_outputs.logits, 1e-4);
+    tf.dispose([ids, mask, logits]);
     model.dispose();
   });
 

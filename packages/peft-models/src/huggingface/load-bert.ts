@@ -6,7 +6,14 @@ import {
   type Shape,
   type SymbolicTensor,
 } from '@tensorflow/tfjs-layers';
-import { parseSafetensors, type SafetensorsTensor } from '@tfjs-peft/core';
+import type { AdapterStore } from '@tfjs-peft/core';
+import {
+  CheckpointWeightPlan,
+  modelFromSafetensors,
+  readHuggingFaceCheckpoint,
+  type CheckpointReadOptions,
+  type TensorSource,
+} from './checkpoint';
 import { buildTransformerEncoder } from '../encoder/build-transformer-encoder';
 import { layerNames } from '../encoder/layer-names';
 import type { TransformerEncoderConfig } from '../encoder/transformer-encoder-config';
@@ -121,8 +128,6 @@ export function buildBertForSequenceClassification(
   return functionalModel({ name, inputs: encoder.inputs, outputs: logits });
 }
 
-type TensorSource = ReadonlyMap<string, Pick<SafetensorsTensor, 'shape' | 'data'>>;
-
 /**
  * Writes Hugging Face BERT weights (a `state_dict`, e.g. `model.safetensors`) into a model built by
  * `buildBertForSequenceClassification`. nn.Linear weights [out, in] are transposed to tfjs Dense
@@ -133,17 +138,7 @@ type TensorSource = ReadonlyMap<string, Pick<SafetensorsTensor, 'shape' | 'data'
  * sequence classification checkpoints.
  */
 export function loadBertWeights(model: LayersModel, weights: TensorSource, prefix = 'bert.'): void {
-  const get = (key: string, shape: number[]): tf.Tensor => {
-    const t = weights.get(key);
-    if (!t) throw new Error(`BERT checkpoint: missing tensor "${key}"`);
-    if (t.shape.length !== shape.length || t.shape.some((d, i) => d !== shape[i])) {
-      throw new Error(
-        `BERT checkpoint: "${key}" has shape [${t.shape.join(', ')}], expected [${shape.join(', ')}]`,
-      );
-    }
-    return tf.tensor(t.data, shape, 'float32');
-  };
-  const plan: Array<[string, () => tf.Tensor[]]> = [];
+  const plan = new CheckpointWeightPlan(model, weights, 'BERT');
   const embeddings = model.getLayer(layerNames.embeddings) as unknown as {
     vocabSize: number;
     embeddingSize: number;
@@ -151,65 +146,31 @@ export function loadBertWeights(model: LayersModel, weights: TensorSource, prefi
   };
   const { vocabSize, embeddingSize: dim, maxPositions } = embeddings;
   const e = `${prefix}embeddings.`;
-  plan.push([
-    layerNames.embeddings,
-    () => {
-      const typeTable = get(`${e}token_type_embeddings.weight`, [
-        weights.get(`${e}token_type_embeddings.weight`)?.shape[0] ?? 2,
-        dim,
-      ]);
-      const positions = get(`${e}position_embeddings.weight`, [maxPositions, dim]);
-      const folded = tf.tidy(() => tf.add(positions, tf.slice(typeTable, [0, 0], [1, dim])));
-      tf.dispose([typeTable, positions]);
-      return [get(`${e}word_embeddings.weight`, [vocabSize, dim]), folded];
-    },
-  ]);
-  const norm = (layer: string, key: string) =>
-    plan.push([layer, () => [get(`${key}.weight`, [dim]), get(`${key}.bias`, [dim])]]);
-  const dense = (layer: string, key: string) => {
-    const kernelShape = model.getLayer(layer).getWeights()[0].shape;
-    const out = kernelShape[1] as number;
-    const inp = kernelShape[0] as number;
-    plan.push([
-      layer,
-      () => {
-        const w = get(`${key}.weight`, [out, inp]);
-        const kernel = tf.transpose(w);
-        w.dispose();
-        return [kernel, get(`${key}.bias`, [out])];
-      },
+  plan.add(layerNames.embeddings, () => {
+    const typeTable = plan.tensor(`${e}token_type_embeddings.weight`, [
+      weights.get(`${e}token_type_embeddings.weight`)?.shape[0] ?? 2,
+      dim,
     ]);
-  };
-  norm(layerNames.embeddingLayerNorm, `${e}LayerNorm`);
-  let index = 0;
-  for (;;) {
+    const positions = plan.tensor(`${e}position_embeddings.weight`, [maxPositions, dim]);
+    const folded = tf.add(positions, tf.slice(typeTable, [0, 0], [1, dim]));
+    return [plan.tensor(`${e}word_embeddings.weight`, [vocabSize, dim]), folded];
+  });
+  plan.addLayerNorm(layerNames.embeddingLayerNorm, `${e}LayerNorm`);
+  for (let index = 0; model.layers.some((l) => l.name === layerNames.block(index).query); index++) {
     const names = layerNames.block(index);
-    if (!model.layers.some((l) => l.name === names.query)) break;
     const p = `${prefix}encoder.layer.${index}.`;
-    dense(names.query, `${p}attention.self.query`);
-    dense(names.key, `${p}attention.self.key`);
-    dense(names.value, `${p}attention.self.value`);
-    dense(names.attentionOutput, `${p}attention.output.dense`);
-    norm(names.attentionOutputLayerNorm, `${p}attention.output.LayerNorm`);
-    dense(names.intermediate, `${p}intermediate.dense`);
-    dense(names.output, `${p}output.dense`);
-    norm(names.ffnOutputLayerNorm, `${p}output.LayerNorm`);
-    index++;
+    plan.addDense(names.query, `${p}attention.self.query`, 'linear');
+    plan.addDense(names.key, `${p}attention.self.key`, 'linear');
+    plan.addDense(names.value, `${p}attention.self.value`, 'linear');
+    plan.addDense(names.attentionOutput, `${p}attention.output.dense`, 'linear');
+    plan.addLayerNorm(names.attentionOutputLayerNorm, `${p}attention.output.LayerNorm`);
+    plan.addDense(names.intermediate, `${p}intermediate.dense`, 'linear');
+    plan.addDense(names.output, `${p}output.dense`, 'linear');
+    plan.addLayerNorm(names.ffnOutputLayerNorm, `${p}output.LayerNorm`);
   }
-  dense(layerNames.pooler, `${prefix}pooler.dense`);
-  dense(layerNames.classifier, 'classifier');
-  // Validate everything first (tensors made and dropped), then write.
-  const values: Array<[string, tf.Tensor[]]> = [];
-  try {
-    for (const [layer, make] of plan) values.push([layer, make()]);
-  } catch (error) {
-    values.forEach(([, ts]) => tf.dispose(ts));
-    throw error;
-  }
-  for (const [layer, ts] of values) {
-    model.getLayer(layer).setWeights(ts);
-    tf.dispose(ts);
-  }
+  plan.addDense(layerNames.pooler, `${prefix}pooler.dense`, 'linear');
+  plan.addDense(layerNames.classifier, 'classifier', 'linear');
+  plan.write();
 }
 
 /**
@@ -221,13 +182,22 @@ export function bertFromHuggingFace(
   safetensors: Uint8Array,
   name = 'bert',
 ): LayersModel {
-  const file = parseSafetensors(safetensors, 'model.safetensors');
-  const model = buildBertForSequenceClassification(config, name);
-  try {
-    loadBertWeights(model, file.tensors);
-  } catch (error) {
-    model.dispose();
-    throw error;
-  }
-  return model;
+  return modelFromSafetensors(
+    safetensors,
+    () => buildBertForSequenceClassification(config, name),
+    loadBertWeights,
+  );
+}
+
+/**
+ * Reads a Hugging Face BERT sequence-classification checkpoint (`config.json` +
+ * `model.safetensors`) from a folder — a path, a `file://` or `http(s)://` URL, or an adapter store —
+ * with bounded reads, and builds it (`bertFromHuggingFace`).
+ */
+export async function loadBert(
+  source: string | AdapterStore,
+  options: CheckpointReadOptions & { name?: string } = {},
+): Promise<LayersModel> {
+  const { config, safetensors } = await readHuggingFaceCheckpoint(source, options);
+  return bertFromHuggingFace(config as HuggingFaceBertConfig, safetensors, options.name);
 }

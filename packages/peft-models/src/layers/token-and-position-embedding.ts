@@ -58,6 +58,12 @@ export class TokenAndPositionEmbedding extends layers.Layer {
     this.tokenScale = args.tokenScale ?? 1;
   }
 
+  /** The token table [vocabSize, dim] (built on first use), e.g. for an LM head tied to it. */
+  get tokenEmbeddings(): LayerVariable {
+    if (!this.built) this.build();
+    return this.table;
+  }
+
   override build(): void {
     const initializer = initializers.randomNormal({ mean: 0, stddev: 0.02 });
     this.table = this.addWeight('embeddings', [this.vocabSize, this.embeddingSize], 'float32', initializer);
