@@ -9,6 +9,7 @@ export { LoraDense } from './lora-dense';
 export type { LoraDenseArgs } from './lora-dense';
 export { LoraConv2D } from './lora-conv2d';
 export { LoraEmbedding } from './lora-embedding';
+export { LoraBiasLayer, TrainedBias, biasVariableOf } from './lora-trained-bias';
 export { loraMethod } from './lora-method';
 export { addWeightedLoraAdapter, COMBINATION_TYPES } from './lora-weighted-adapter';
 export type { CombinationType } from './lora-weighted-adapter';

@@ -16,7 +16,14 @@ import {
 } from '@tfjs-peft/core';
 
 export type LoraInit = true | 'gaussian' | false;
-export type LoraBias = 'none';
+/**
+ * Which biases train with the adapter (PEFT's `bias`; `'loraOnly'` is `"lora_only"` on disk):
+ * 'none'; 'all' (every bias of the model); 'loraOnly' (the biases of the layers LoRA wraps).
+ */
+export type LoraBias = 'none' | 'all' | 'loraOnly';
+
+const BIAS_TO_JSON: Record<LoraBias, string> = { none: 'none', all: 'all', loraOnly: 'lora_only' };
+const BIAS_FROM_JSON: Record<string, LoraBias> = { none: 'none', all: 'all', lora_only: 'loraOnly' };
 
 export interface LoraConfigOptions {
   /** Which layers get LoRA: names, name suffixes, class names, RegExps, or 'all-dense'. */
@@ -43,8 +50,25 @@ export interface LoraConfigOptions {
   alphaPattern?: Record<string, number>;
   /** Layers never adapted, same syntax as targetModules. */
   excludeModules?: TargetModules | null;
-  /** Only 'none' for now: biases stay frozen. */
+  /**
+   * 'none' (default): biases stay frozen. 'all': every bias of the model trains (PEFT's "all": the
+   * `bias` of every layer, and the `beta` of layer/batch normalisation, which PyTorch calls `bias`);
+   * 'loraOnly': only the biases of the layers LoRA wraps. The user's bias variables train in place
+   * (no copy) and are saved with the adapter under PEFT's keys (`<module>.base_layer.bias` for a
+   * wrapped layer, `<module>.bias` otherwise). Unlike PEFT, the value from before the adapter is kept:
+   * while the adapter is disabled or inactive the model computes the base outputs exactly, and
+   * deleteAdapter()/unload() give the biases back bit for bit; mergeAndUnload() keeps the trained
+   * ones. One adapter per model may train biases, as in PEFT.
+   */
   bias?: LoraBias;
+  /**
+   * PEFT's `fan_in_fan_out`: the base weight is stored [in, out] (GPT-2's Conv1D). A tfjs Dense kernel
+   * always is, and PEFT stores lora_A [r, in] and lora_B [out, r] either way (the flag only transposes
+   * its B·A before adding it to such a weight), so on our layers it changes nothing; it is accepted
+   * and written back so that GPT-2 adapters round-trip. (PEFT resets it to false on nn.Linear targets
+   * and ignores it on Embedding and Conv targets.)
+   */
+  fanInFanOut?: boolean;
   modulesToSave?: string[] | null;
   taskType?: TaskType | null;
 }
@@ -63,6 +87,7 @@ const OPTION_NAMES = [
   'alphaPattern',
   'excludeModules',
   'bias',
+  'fanInFanOut',
   'modulesToSave',
   'taskType',
 ] as const;
@@ -133,6 +158,7 @@ export class LoraConfig extends PeftConfig {
   readonly alphaPattern: Record<string, number>;
   readonly excludeModules: TargetModules | null;
   readonly bias: LoraBias;
+  readonly fanInFanOut: boolean;
 
   constructor(options: LoraConfigOptions) {
     if (options === null || typeof options !== 'object') {
@@ -183,7 +209,8 @@ export class LoraConfig extends PeftConfig {
     );
     this.excludeModules =
       options.excludeModules == null ? null : validateTargetModules('excludeModules', options.excludeModules);
-    this.bias = requireOneOf('bias', options.bias ?? 'none', ['none'] as const);
+    this.bias = requireOneOf('bias', options.bias ?? 'none', ['none', 'all', 'loraOnly'] as const);
+    this.fanInFanOut = requireBoolean('fanInFanOut', options.fanInFanOut ?? false);
   }
 
   /** r and alpha for one layer, after rankPattern / alphaPattern (PEFT: the pattern matches the end of the module path). */
@@ -205,13 +232,13 @@ export class LoraConfig extends PeftConfig {
       lora_dropout: this.loraDropout,
       target_modules: targetModulesToJson(this.targetModules),
       exclude_modules: this.excludeModules === null ? null : targetModulesToJson(this.excludeModules),
-      bias: this.bias,
+      bias: BIAS_TO_JSON[this.bias],
       use_rslora: this.useRslora,
       use_dora: this.useDora,
       init_lora_weights: this.initLoraWeights,
       rank_pattern: { ...this.rankPattern },
       alpha_pattern: { ...this.alphaPattern },
-      fan_in_fan_out: false,
+      fan_in_fan_out: this.fanInFanOut,
       layers_to_transform: this.layersToTransform,
       layers_pattern: this.layersPattern,
     };
@@ -221,8 +248,7 @@ export class LoraConfig extends PeftConfig {
   static fromJson(json: Record<string, unknown>): LoraConfig {
     if (json.peft_type !== 'LORA') throw new PeftConfigError('peft_type', json.peft_type, 'expected "LORA"');
     const unsupported: Array<[string, (v: unknown) => boolean]> = [
-      ['fan_in_fan_out', (v) => v === true],
-      ['bias', (v) => v != null && v !== 'none'],
+      ['bias', (v) => v != null && !(typeof v === 'string' && Object.hasOwn(BIAS_FROM_JSON, v))],
       ['init_lora_weights', (v) => v != null && v !== true && v !== false && v !== 'gaussian'],
       ['layers_pattern', (v) => Array.isArray(v) && v.length > 1],
     ];
@@ -264,6 +290,8 @@ export class LoraConfig extends PeftConfig {
         json.exclude_modules == null ? null : targetModulesFromJson('exclude_modules', json.exclude_modules),
       taskType: (json.task_type ?? null) as TaskType | null,
       modulesToSave: (json.modules_to_save ?? null) as string[] | null,
+      bias: json.bias == null ? undefined : BIAS_FROM_JSON[json.bias as string],
+      fanInFanOut: (json.fan_in_fan_out ?? false) as boolean,
     });
   }
 }

@@ -2,6 +2,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { AdapterNameError, moduleKey, releaseLayerWeights, type PeftLayer } from '@tfjs-peft/core';
 import type { LoraInit } from './lora-config';
+import { TrainedBias } from './lora-trained-bias';
 
 type LayerVariable = tfl.LayerVariable;
 export type Kwargs = Record<string, unknown>;
@@ -63,6 +64,10 @@ export abstract class LoraLayer extends tfl.layers.Layer implements PeftLayer {
   protected enabled = true;
   protected merged: string[] = [];
   protected unmergedKernel: tf.Tensor | null = null;
+  /** The base layer's bias, when an adapter with `bias: 'all' | 'loraOnly'` trains it in place. */
+  protected trainedBias: TrainedBias | null = null;
+  /** Whether the adapter that trains the bias is active. */
+  private biasActive = false;
   private readonly ownsBaseLayer: boolean;
 
   constructor(args: LoraLayerArgs) {
@@ -125,7 +130,12 @@ export abstract class LoraLayer extends tfl.layers.Layer implements PeftLayer {
   // ------------------------------------------------------------ weights
 
   override get trainableWeights(): LayerVariable[] {
-    return [...super.trainableWeights, ...this.baseLayer.trainableWeights];
+    const bias = this.trainedBias?.variable;
+    return [
+      ...super.trainableWeights,
+      ...this.baseLayer.trainableWeights,
+      ...(bias && bias.trainable && !this.baseLayer.trainableWeights.includes(bias) ? [bias] : []),
+    ];
   }
 
   override set trainableWeights(weights: LayerVariable[]) {
@@ -133,7 +143,44 @@ export abstract class LoraLayer extends tfl.layers.Layer implements PeftLayer {
   }
 
   override get nonTrainableWeights(): LayerVariable[] {
-    return [...super.nonTrainableWeights, ...this.baseLayer.nonTrainableWeights];
+    const bias = this.trainedBias?.variable;
+    const base = this.baseLayer.nonTrainableWeights.filter((v) => !(v === bias && bias.trainable));
+    return [...super.nonTrainableWeights, ...base];
+  }
+
+  /** The base layer's bias variable (null when it has none). */
+  get biasVariable(): LayerVariable | null {
+    return this.base.useBias && this.base.bias ? this.base.bias : null;
+  }
+
+  /** The adapter that trains the base layer's bias (`bias: 'all' | 'loraOnly'`), if any. */
+  get biasAdapter(): string | null {
+    return this.trainedBias?.adapterName ?? null;
+  }
+
+  /**
+   * Lets adapter `name` train the base layer's bias in place (saved as PEFT's
+   * `<module>.base_layer.bias`). One adapter per layer, as PEFT allows one bias adapter per model.
+   * Returns false when the layer has no bias.
+   */
+  trainBias(name: string): boolean {
+    if (this.trainedBias)
+      throw new AdapterNameError(
+        name,
+        `layer "${this.name}"'s bias is trained by "${this.trainedBias.adapterName}"`,
+      );
+    const variable = this.biasVariable;
+    if (!variable) return false;
+    this.trainedBias = new TrainedBias(variable, name);
+    this.biasActive = false;
+    this.syncBias();
+    return true;
+  }
+
+  /** The trained bias is in the variable while its adapter is enabled and active (or merged). */
+  private syncBias(): void {
+    const record = this.trainedBias;
+    record?.setApplied(this.enabled && (this.biasActive || this.merged.includes(record.adapterName)));
   }
 
   override set nonTrainableWeights(weights: LayerVariable[]) {
@@ -210,7 +257,7 @@ export abstract class LoraLayer extends tfl.layers.Layer implements PeftLayer {
 
   /** Adapters that run in this forward pass (active, enabled, not merged). */
   protected runningAdapters(): string[] {
-    return this.enabled ? this.active.filter((n) => !this.merged.includes(n)) : [];
+    return this.enabled ? this.active.filter((n) => !this.merged.includes(n) && this.adapters.has(n)) : [];
   }
 
   override call(inputs: tf.Tensor | tf.Tensor[], kwargs: Kwargs): tf.Tensor {
@@ -227,15 +274,20 @@ export abstract class LoraLayer extends tfl.layers.Layer implements PeftLayer {
   // ------------------------------------------------------------ PeftLayer
 
   adapterNames(): string[] {
-    return [...this.adapters.keys()];
+    const names = [...this.adapters.keys()];
+    const bias = this.biasAdapter;
+    return bias !== null && !names.includes(bias) ? [...names, bias] : names;
   }
 
   setActiveAdapters(names: readonly string[]): void {
     this.active = names.filter((n) => this.adapters.has(n));
+    this.biasActive = this.biasAdapter !== null && names.includes(this.biasAdapter);
+    this.syncBias();
   }
 
   setAdaptersEnabled(enabled: boolean): void {
     this.enabled = enabled;
+    this.syncBias();
   }
 
   get activeAdapters(): readonly string[] {
@@ -253,30 +305,41 @@ export abstract class LoraLayer extends tfl.layers.Layer implements PeftLayer {
   }
 
   async findNonFiniteMerge(names: readonly string[]): Promise<string | null> {
-    const finite = tf.tidy(() => tf.all(tf.isFinite(this.mergedKernel(names))));
+    const lora = names.filter((n) => this.adapters.has(n));
+    if (lora.length === 0) return null;
+    const finite = tf.tidy(() => tf.all(tf.isFinite(this.mergedKernel(lora))));
     const ok = (await finite.data())[0] === 1;
     finite.dispose();
     return ok ? null : 'the kernel';
   }
 
+  /** Writes the LoRA deltas into the kernel; a trained bias is already in place (it is only recorded as merged). */
   merge(names: readonly string[]): void {
-    const kernel = this.kernelVariable;
-    const merged = this.mergedKernel(names);
-    if (this.unmergedKernel === null) this.unmergedKernel = tf.keep(tf.clone(kernel.read()));
-    kernel.write(merged);
-    merged.dispose();
+    const lora = names.filter((n) => this.adapters.has(n));
+    if (lora.length) {
+      const kernel = this.kernelVariable;
+      const merged = this.mergedKernel(lora);
+      if (this.unmergedKernel === null) this.unmergedKernel = tf.keep(tf.clone(kernel.read()));
+      kernel.write(merged);
+      merged.dispose();
+    }
     this.merged.push(...names);
+    this.syncBias();
   }
 
   unmerge(): void {
-    if (this.unmergedKernel === null) return;
-    this.kernelVariable.write(this.unmergedKernel);
-    this.unmergedKernel.dispose();
-    this.unmergedKernel = null;
+    if (this.unmergedKernel !== null) {
+      this.kernelVariable.write(this.unmergedKernel);
+      this.unmergedKernel.dispose();
+      this.unmergedKernel = null;
+    }
     this.merged = [];
+    this.syncBias();
   }
 
+  /** The merged kernel, and a merged adapter's trained bias, become the base (mergeAndUnload). */
   commitMerge(): void {
+    if (this.trainedBias && this.merged.includes(this.trainedBias.adapterName)) this.trainedBias.commit();
     this.unmergedKernel?.dispose();
     this.unmergedKernel = null;
     this.merged = [];
@@ -286,13 +349,22 @@ export abstract class LoraLayer extends tfl.layers.Layer implements PeftLayer {
     return [adapter.loraA, adapter.loraB, adapter.magnitude].filter((v): v is LayerVariable => v !== null);
   }
 
+  /** Frees the adapter's variables; a bias it trained gets its value from before the adapter back. */
   deleteAdapter(name: string): void {
-    const adapter = this.requireAdapter(name);
+    const trainsBias = this.biasAdapter === name;
+    const adapter = trainsBias && !this.adapters.has(name) ? null : this.requireAdapter(name);
     if (this.merged.includes(name))
       throw new AdapterNameError(name, `is merged into layer "${this.name}"; unmerge first`);
-    releaseLayerWeights(this, this.ownVariables(adapter));
-    this.adapters.delete(name);
-    this.active = this.active.filter((n) => n !== name);
+    if (adapter) {
+      releaseLayerWeights(this, this.ownVariables(adapter));
+      this.adapters.delete(name);
+      this.active = this.active.filter((n) => n !== name);
+    }
+    if (trainsBias) {
+      this.trainedBias!.restore();
+      this.trainedBias = null;
+      this.biasActive = false;
+    }
   }
 
   /** Disposes only what this layer owns: a wrapped user layer's weights belong to the user's model. */
@@ -300,14 +372,21 @@ export abstract class LoraLayer extends tfl.layers.Layer implements PeftLayer {
     const own = [...this.adapters.values()].flatMap((a) => this.ownVariables(a));
     if (this.ownsBaseLayer) own.push(...this.baseLayer.weights);
     own.forEach((v) => v.dispose());
+    this.trainedBias?.dispose();
+    this.trainedBias = null;
     this.unmergedKernel?.dispose();
     this.unmergedKernel = null;
     return own.length;
   }
 
   adapterVariables(name: string): LayerVariable[] {
-    return this.ownVariables(this.requireAdapter(name));
+    const bias = this.biasAdapter === name ? [this.trainedBias!.variable] : [];
+    if (bias.length && !this.adapters.has(name)) return bias;
+    return [...this.ownVariables(this.requireAdapter(name)), ...bias];
   }
+
+  /** PEFT's key for the bias of a wrapped layer. */
+  private static readonly BIAS_KEY = 'base_layer.bias';
 
   adapterSettings(name: string): LoraAdapterSettings & { scale: number } {
     const { r, loraAlpha, loraDropout, useRslora, initLoraWeights, useDora, scale } =
@@ -316,33 +395,41 @@ export abstract class LoraLayer extends tfl.layers.Layer implements PeftLayer {
   }
 
   adapterState(name: string): Map<string, tf.Tensor> {
-    const adapter = this.requireAdapter(name);
-    const state = new Map<string, tf.Tensor>([
-      [this.stateKeys.a, this.toPeftLayout(adapter.loraA!.read())],
-      [this.stateKeys.b, this.toPeftLayout(adapter.loraB!.read())],
-    ]);
-    if (adapter.magnitude) state.set('lora_magnitude_vector', tf.clone(adapter.magnitude.read()));
+    const state = new Map<string, tf.Tensor>();
+    if (this.adapters.has(name) || this.biasAdapter !== name) {
+      const adapter = this.requireAdapter(name);
+      state.set(this.stateKeys.a, this.toPeftLayout(adapter.loraA!.read()));
+      state.set(this.stateKeys.b, this.toPeftLayout(adapter.loraB!.read()));
+      if (adapter.magnitude) state.set('lora_magnitude_vector', tf.clone(adapter.magnitude.read()));
+    }
+    if (this.biasAdapter === name) state.set(LoraLayer.BIAS_KEY, this.trainedBias!.trainedValue());
     return state;
   }
 
   adapterStateShapes(name: string): Map<string, number[]> {
-    const adapter = this.requireAdapter(name);
-    const peftShape = (v: LayerVariable) =>
-      tf.tidy(() => this.toPeftLayout(tf.zeros(v.shape as number[])).shape);
-    const shapes = new Map([
-      [this.stateKeys.a, peftShape(adapter.loraA!)],
-      [this.stateKeys.b, peftShape(adapter.loraB!)],
-    ]);
-    if (adapter.magnitude) shapes.set('lora_magnitude_vector', adapter.magnitude.shape as number[]);
+    const shapes = new Map<string, number[]>();
+    if (this.adapters.has(name) || this.biasAdapter !== name) {
+      const adapter = this.requireAdapter(name);
+      const peftShape = (v: LayerVariable) =>
+        tf.tidy(() => this.toPeftLayout(tf.zeros(v.shape as number[])).shape);
+      shapes.set(this.stateKeys.a, peftShape(adapter.loraA!));
+      shapes.set(this.stateKeys.b, peftShape(adapter.loraB!));
+      if (adapter.magnitude) shapes.set('lora_magnitude_vector', adapter.magnitude.shape as number[]);
+    }
+    if (this.biasAdapter === name)
+      shapes.set(LoraLayer.BIAS_KEY, this.trainedBias!.variable.shape as number[]);
     return shapes;
   }
 
   loadAdapterState(name: string, state: ReadonlyMap<string, tf.Tensor>): void {
-    const adapter = this.requireAdapter(name);
     tf.tidy(() => {
-      adapter.loraA!.write(this.fromPeftLayout(state.get(this.stateKeys.a)!));
-      adapter.loraB!.write(this.fromPeftLayout(state.get(this.stateKeys.b)!));
-      if (adapter.magnitude) adapter.magnitude.write(state.get('lora_magnitude_vector')!);
+      if (this.adapters.has(name) || this.biasAdapter !== name) {
+        const adapter = this.requireAdapter(name);
+        adapter.loraA!.write(this.fromPeftLayout(state.get(this.stateKeys.a)!));
+        adapter.loraB!.write(this.fromPeftLayout(state.get(this.stateKeys.b)!));
+        if (adapter.magnitude) adapter.magnitude.write(state.get('lora_magnitude_vector')!);
+      }
+      if (this.biasAdapter === name) this.trainedBias!.setTrainedValue(state.get(LoraLayer.BIAS_KEY)!);
     });
   }
 
