@@ -110,11 +110,14 @@ def check(fixture_dir, adapter_dir, adapter_name=None, expect_key=None, atol=1e-
     # expected outputs
     exp_file = os.path.join(adapter_dir, "expected_outputs.json")
     expected_merged = None
+    expected_disabled = None
     if os.path.exists(exp_file):
         with open(exp_file) as f:
             exp = json.load(f)
         if isinstance(exp, dict) and "adapter_outputs" in exp:
             expected, expected_merged = exp["adapter_outputs"], exp.get("merged_outputs")
+            # bias "all"/"lora_only": PEFT's disable_adapter() keeps the trained biases
+            expected_disabled = exp.get("peft_disabled_outputs")
         else:
             expected = exp
         source = exp_file
@@ -160,8 +163,11 @@ def check(fixture_dir, adapter_dir, adapter_name=None, expect_key=None, atol=1e-
     if peft_type in ("LORA", "IA3"):
         with model.disable_adapter():
             disabled = forward(model, args, kwargs, is_hf)
-        compare("adapter disabled == base", disabled,
-                io.get("disabled_adapter_outputs", io["base_outputs"]), atol, results)
+        if expected_disabled is not None:
+            compare("adapter disabled == base with the adapter's biases", disabled, expected_disabled, atol, results)
+        else:
+            compare("adapter disabled == base", disabled,
+                    io.get("disabled_adapter_outputs", io["base_outputs"]), atol, results)
         merged = copy.deepcopy(model).merge_and_unload()
         compare("merge_and_unload outputs", forward(merged, args, kwargs, is_hf), expected_merged, atol, results)
 

@@ -7,7 +7,6 @@
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 PY=${PYTHON:-.venv-hf/bin/python}
-FIXTURE=fixtures/lora-mlp
 echo "# Hugging Face PEFT loading adapters written by tfjs-peft"
 echo "# date: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
 echo "# commit: $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- packages/peft-core packages/peft-lora packages/test-utils tools/interop || echo ' (with uncommitted changes)')"
@@ -17,6 +16,8 @@ echo
 status=0
 for dir in fixtures/tfjs-written/*/; do
   dir=${dir%/}
+  # The PEFT fixture whose base and inputs the adapter was written on (lora-mlp, lora-conv, lora-embedding).
+  FIXTURE=fixtures/$("$PY" -c 'import json, sys; print(json.load(open(sys.argv[1]))["fixture"])' "$dir/expected_outputs.json")
   echo "\$ $PY tools/fixtures-python/check_tfjs_adapter.py $FIXTURE $dir"
   "$PY" tools/fixtures-python/check_tfjs_adapter.py "$FIXTURE" "$dir" || status=1
   multi=0

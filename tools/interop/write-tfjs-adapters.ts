@@ -5,11 +5,13 @@
 //   for d in fixtures/tfjs-written/*/ ; do ... check_tfjs_adapter.py fixtures/lora-mlp $d ; done
 //     (tools/interop/check-tfjs-adapters.sh runs the checks and writes the transcript)
 //
-// On the lora-mlp fixture's base (torch weights, tfjs layout) it applies our LoRA with
+// On a PEFT fixture's base (lora-mlp, lora-conv or lora-embedding; torch weights, tfjs layout) it applies our LoRA with
 // initLoraWeights: false (random A and B, so the adapter is not a no-op), saves each adapter folder
 // with saveAdapter('file://…') into fixtures/tfjs-written/<name>/, and writes expected_outputs.json
 // (our outputs on the fixture's inputs, cpu backend) next to each adapter_config.json:
 //   { adapter_outputs, merged_outputs }            the folder's own adapter, active alone
+//   + peft_disabled_outputs when the adapter trains biases: PEFT's disable_adapter() keeps them
+//     (they live in its base layers), so it computes the base with our biases and no LoRA delta
 //   + in the root: fixture, adapters, outputs_by_active (every active set, e.g. "default+other")
 // Math.random is replaced by a seeded generator first, so tfjs's unseeded initialisers and hence the
 // written files are the same on every run.
@@ -36,12 +38,15 @@ const tf = requireFromTestUtils('@tensorflow/tfjs-core') as typeof import('@tens
 
 type LoraModule = typeof import('../../packages/peft-lora/src/index.ts');
 type Options = ConstructorParameters<LoraModule['LoraConfig']>[0];
-const FIXTURE = 'lora-mlp';
 const OUT = path.join(root, 'fixtures/tfjs-written');
 
 interface Spec {
   name: string;
+  /** The PEFT fixture whose base and inputs are used; lora-mlp unless given. */
+  fixture?: string;
   perturbMagnitude?: boolean;
+  /** Shift the trained biases by U(-0.5, 0.5) before saving (a new bias adapter leaves them as they were). */
+  perturbBiases?: boolean;
   adapters: Array<{ name: string; options: Options }>;
 }
 
@@ -96,19 +101,67 @@ const specs: Spec[] = [
       },
     ],
   },
+  {
+    // Conv2D LoRA: A a 3×3 conv [3, 3, in, r], B a 1×1 conv — saved OIHW as PEFT's Conv2d.
+    name: 'lora-conv',
+    fixture: 'lora-conv',
+    adapters: [
+      {
+        name: 'default',
+        options: { r: 2, loraAlpha: 4, targetModules: ['conv1', 'conv2'], initLoraWeights: false },
+      },
+    ],
+  },
+  {
+    // Embedding LoRA: lora_embedding_A [r, vocab], lora_embedding_B [dim, r], no `.weight`.
+    name: 'lora-embedding',
+    fixture: 'lora-embedding',
+    adapters: [
+      { name: 'default', options: { r: 3, loraAlpha: 6, targetModules: ['embed'], initLoraWeights: false } },
+    ],
+  },
+  {
+    // bias 'all': fc1/fc2 biases as <module>.base_layer.bias, head's (no LoRA) as head.bias.
+    name: 'lora-bias-all',
+    perturbBiases: true,
+    adapters: [
+      {
+        name: 'default',
+        options: { r: 4, loraAlpha: 8, bias: 'all', targetModules: ['fc1', 'fc2'], initLoraWeights: false },
+      },
+    ],
+  },
+  {
+    // bias 'loraOnly' on Conv2D: conv1/conv2 biases as <module>.base_layer.bias; head's stays frozen.
+    name: 'lora-conv-bias-lora-only',
+    fixture: 'lora-conv',
+    perturbBiases: true,
+    adapters: [
+      {
+        name: 'default',
+        options: {
+          r: 2,
+          loraAlpha: 4,
+          bias: 'loraOnly',
+          targetModules: ['conv1', 'conv2'],
+          initLoraWeights: false,
+        },
+      },
+    ],
+  },
 ];
 
 async function main() {
-  const { getPeftModel } = await import('../../packages/peft-core/src/index.ts');
+  const { getPeftModel, parseSafetensors } = await import('../../packages/peft-core/src/index.ts');
   const { LoraConfig } = await import('../../packages/peft-lora/src/index.ts');
   const { readTorchFixture, buildTfjsModelFromFixture, fixtureInputs } = await import(
     '../../packages/test-utils/src/torch-fixtures.ts'
   );
   await tf.setBackend('cpu');
   await tf.ready();
-  const fixture = readTorchFixture(path.join(root, 'fixtures', FIXTURE));
+  type Fixture = ReturnType<typeof readTorchFixture>;
 
-  async function outputs(model: { predict(x: unknown): unknown }): Promise<number[][]> {
+  async function outputs(fixture: Fixture, model: { predict(x: unknown): unknown }): Promise<number[][]> {
     const x = fixtureInputs(fixture);
     const y = model.predict(x) as import('@tensorflow/tfjs-core').Tensor;
     const values = (await y.array()) as number[][];
@@ -123,6 +176,8 @@ async function main() {
   for (const entry of fs.readdirSync(OUT, { withFileTypes: true }))
     if (entry.isDirectory()) fs.rmSync(path.join(OUT, entry.name), { recursive: true, force: true });
   for (const spec of specs) {
+    const fixtureName = spec.fixture ?? 'lora-mlp';
+    const fixture = readTorchFixture(path.join(root, 'fixtures', fixtureName));
     const base = buildTfjsModelFromFixture(fixture);
     const [first, ...rest] = spec.adapters;
     const peft = getPeftModel(base, new LoraConfig(first.options), first.name);
@@ -137,6 +192,14 @@ async function main() {
         }
       }
     }
+    if (spec.perturbBiases) {
+      for (const v of peft.model.trainableWeights.filter((w) => w.originalName.endsWith('/bias'))) {
+        const shift = tf.randomUniform(v.shape, -0.5, 0.5);
+        const shifted = tf.add(v.read(), shift);
+        v.write(shifted);
+        tf.dispose([shift, shifted]);
+      }
+    }
 
     const activeSets = [
       ...spec.adapters.map((a) => [a.name]),
@@ -146,23 +209,42 @@ async function main() {
     const mergedByActive: Record<string, number[][]> = {};
     for (const active of activeSets) {
       peft.setAdapter(active);
-      byActive[active.join('+')] = round(await outputs(peft.model));
+      byActive[active.join('+')] = round(await outputs(fixture, peft.model));
       await peft.mergeAdapter();
-      mergedByActive[active.join('+')] = round(await outputs(peft.model));
+      mergedByActive[active.join('+')] = round(await outputs(fixture, peft.model));
       peft.unmergeAdapter();
     }
     peft.setAdapter(first.name);
 
     const dir = path.join(OUT, spec.name);
     await peft.saveAdapter(`file://${dir}`);
+    // PEFT's disabled adapter: the base with the saved biases written in, no LoRA delta.
+    let peftDisabled: number[][] | undefined;
+    if (spec.perturbBiases) {
+      const file = parseSafetensors(
+        new Uint8Array(fs.readFileSync(path.join(dir, 'adapter_model.safetensors'))),
+      );
+      const withBiases = buildTfjsModelFromFixture(fixture);
+      for (const [key, t] of file.tensors) {
+        if (!key.endsWith('.bias')) continue;
+        const module = key.replace(/^base_model\.model\./, '').replace(/(\.base_layer)?\.bias$/, '');
+        const variable = withBiases.getLayer(module).weights.find((w) => w.originalName.endsWith('/bias'))!;
+        const value = tf.tensor(t.data, t.shape);
+        variable.write(value);
+        value.dispose();
+      }
+      peftDisabled = round(await outputs(fixture, withBiases));
+      withBiases.dispose();
+    }
     const subfolder = (name: string) => (name === 'default' ? null : name);
     for (const a of spec.adapters) {
       const own = {
-        fixture: FIXTURE,
+        fixture: fixtureName,
         adapter: a.name,
         written_by: 'tools/interop/write-tfjs-adapters.ts (tfjs-peft, cpu backend)',
         adapter_outputs: byActive[a.name],
         merged_outputs: mergedByActive[a.name],
+        ...(peftDisabled ? { peft_disabled_outputs: peftDisabled } : {}),
       };
       const json =
         a === first

@@ -298,7 +298,11 @@ describeEachBackend('Hugging Face PEFT interop', () => {
     const written = writtenAdapters();
     it('the committed set is present', () => {
       expect(written.map((w) => w.name).sort()).toEqual([
+        'lora-bias-all',
+        'lora-conv',
+        'lora-conv-bias-lora-only',
         'lora-dora',
+        'lora-embedding',
         'lora-r4',
         'lora-rslora',
         'lora-two-adapters',
@@ -326,8 +330,35 @@ describeEachBackend('Hugging Face PEFT interop', () => {
         release(peft, base);
       });
     }
-    it('the files are in the layout PEFT writes: keys, shapes [r,in]/[out,r]/[out], float32, metadata format pt', () => {
+    it('the files are in the layout PEFT writes: keys, PyTorch shapes (Linear, Conv2d OIHW, Embedding), float32, metadata format pt', () => {
       for (const { dir, expected } of written) {
+        // PyTorch shapes of each module's tensors, from the fixture's model.json.
+        const layers = new Map(fixture(expected.fixture).model.layers.map((l) => [l.name, l]));
+        const shapesOf = (module: string, r: number, dora: boolean): Record<string, number[]> => {
+          const l = layers.get(module)!;
+          if (l.torch_type === 'Embedding') {
+            const [vocab, dim] = [l.num_embeddings as number, l.embedding_dim as number];
+            return { lora_embedding_A: [r, vocab], lora_embedding_B: [dim, r] };
+          }
+          if (l.torch_type === 'Conv2d') {
+            const [inC, outC, [kh, kw]] = [l.in_channels, l.out_channels, l.kernel_size] as [
+              number,
+              number,
+              number[],
+            ];
+            return { 'lora_A.weight': [r, inC, kh, kw], 'lora_B.weight': [outC, r, 1, 1] };
+          }
+          const [inDim, outDim] = [l.in_features as number, l.out_features as number];
+          return {
+            'lora_A.weight': [r, inDim],
+            'lora_B.weight': [outDim, r],
+            ...(dora ? { lora_magnitude_vector: [outDim] } : {}),
+          };
+        };
+        const biasSize = (module: string) => {
+          const l = layers.get(module)!;
+          return (l.out_features ?? l.out_channels) as number;
+        };
         for (const a of expected.adapters) {
           const folder = a.subfolder ? path.join(dir, a.subfolder) : dir;
           const config = JSON.parse(fs.readFileSync(path.join(folder, 'adapter_config.json'), 'utf8'));
@@ -335,28 +366,19 @@ describeEachBackend('Hugging Face PEFT interop', () => {
             new Uint8Array(fs.readFileSync(path.join(folder, 'adapter_model.safetensors'))),
           );
           expect(file.metadata).toEqual({ format: 'pt' });
-          const r = config.r as number;
-          const dims: Record<string, [number, number]> = { fc1: [6, 10], fc2: [10, 8], head: [8, 3] };
-          const expectedKeys = (config.target_modules as string[])
-            .flatMap((m) => [
-              `base_model.model.${m}.lora_A.weight`,
-              `base_model.model.${m}.lora_B.weight`,
-              ...(config.use_dora ? [`base_model.model.${m}.lora_magnitude_vector`] : []),
-            ])
-            .sort();
-          expect([...file.tensors.keys()].sort()).toEqual(expectedKeys);
-          for (const [key, t] of file.tensors) {
-            const module = key.split('.')[2];
-            const [inDim, outDim] = dims[module];
-            expect(t.dtype).toBe('F32');
-            expect(t.shape).toEqual(
-              key.endsWith('lora_A.weight')
-                ? [r, inDim]
-                : key.endsWith('lora_B.weight')
-                  ? [outDim, r]
-                  : [outDim],
-            );
+          const targets = config.target_modules as string[];
+          const want: Record<string, number[]> = {};
+          for (const m of targets)
+            for (const [suffix, shape] of Object.entries(shapesOf(m, config.r, config.use_dora)))
+              want[`base_model.model.${m}.${suffix}`] = shape;
+          // bias "all": every bias (base_layer.bias under a LoRA layer); "lora_only": the targets' only.
+          for (const [m, l] of layers) {
+            if (!l.bias || (config.bias === 'lora_only' && !targets.includes(m)) || config.bias === 'none')
+              continue;
+            want[`base_model.model.${m}.${targets.includes(m) ? 'base_layer.' : ''}bias`] = [biasSize(m)];
           }
+          expect(Object.fromEntries([...file.tensors].map(([k, t]) => [k, t.shape]))).toEqual(want);
+          for (const t of file.tensors.values()) expect(t.dtype).toBe('F32');
         }
       }
     });
