@@ -35,6 +35,7 @@ from peft import (
     IA3Config,
     LoraConfig,
     PeftModel,
+    PrefixTuningConfig,
     PromptTuningConfig,
     PromptTuningInit,
     TaskType,
@@ -637,6 +638,96 @@ def make_tiny_gpt2(out_root):
     print("wrote tiny-gpt2")
 
 
+def make_prefix_tuning_gpt2(out_root):
+    """PEFT prefix tuning (CAUSAL_LM, no projection) on fixtures/tiny-gpt2 (the base is not copied)."""
+    name = "prefix-tuning-gpt2"
+    out = fresh_dir(os.path.join(out_root, name))
+    base_dir = os.path.join(out_root, "tiny-gpt2")
+    with open(os.path.join(base_dir, "io.json")) as f:
+        base_io = json.load(f)
+    model = build_base(base_dir)
+    ids = torch.tensor(TOKENS["input_ids"])
+    mask = torch.tensor(TOKENS["attention_mask"])
+    with torch.no_grad():
+        base_logits = tolist(model(input_ids=ids, attention_mask=mask).logits)
+    assert_close("prefix base == tiny-gpt2", base_logits, base_io["base_outputs"]["logits"], 0.0)
+
+    nvt = 3
+    torch.manual_seed(160)
+    pcfg = PrefixTuningConfig(task_type=TaskType.CAUSAL_LM, num_virtual_tokens=nvt)
+    # Stable across --out folders: build_base records the folder it read, which PEFT copies into
+    # adapter_config.json and its README.
+    model.config.name_or_path = model.name_or_path = "fixtures/tiny-gpt2"
+    pm = get_peft_model(model, pcfg).eval()
+    batch, length = ids.shape
+    full_mask = torch.cat([torch.ones(batch, nvt, dtype=mask.dtype), mask], dim=1)
+    with torch.no_grad():
+        peft_logits = pm(input_ids=ids, attention_mask=mask).logits
+        table = pm.prompt_encoder["default"].embedding.weight  # [nvt, n_layer * 2 * n_embd]
+        # What PEFT passes as past_key_values, rebuilt from the table: layer i's key prefix is columns
+        # [2i*16, (2i+1)*16), its value prefix the next 16; each split into 2 heads of 8.
+        kv = table.view(nvt, 2 * 2, 2, 8).permute(1, 2, 0, 3)  # [layers*2, heads, nvt, head_dim]
+
+        def manual(start):
+            from transformers import DynamicCache
+
+            cache = DynamicCache()
+            for i in range(2):
+                cache.update(kv[2 * i].unsqueeze(0).expand(batch, -1, -1, -1),
+                             kv[2 * i + 1].unsqueeze(0).expand(batch, -1, -1, -1), i)
+            pos = (torch.arange(length) + start).unsqueeze(0).expand(batch, -1)
+            return model(input_ids=ids, attention_mask=full_mask, past_key_values=cache, position_ids=pos).logits
+
+        shifted = manual(nvt)
+        from_zero = manual(0)
+    assert_close("prefix manual (positions n..n+T-1)", tolist(shifted), tolist(peft_logits), 1e-6)
+    position_gap = max_diff(tolist(from_zero), tolist(peft_logits))
+    if position_gap < 1e-3:
+        raise AssertionError("positions from 0 should differ from PEFT's")
+    if max_diff(tolist(peft_logits), base_logits) < 1e-3:
+        raise AssertionError("prefix tuning is a no-op")
+
+    pm.save_pretrained(out)
+    loaded = PeftModel.from_pretrained(build_base(base_dir), out).eval()
+    with torch.no_grad():
+        assert_close("prefix reload", tolist(loaded(input_ids=ids, attention_mask=mask).logits),
+                     tolist(peft_logits), 1e-6)
+    write_json(os.path.join(out, "model.json"), {
+        "fixture": name,
+        "kind": "hf-gpt2-lm",
+        "base": "../tiny-gpt2 (config.json + model.safetensors; not copied here)",
+        "adapters": [{"name": "default", "path": ".", "peft_type": "PREFIX_TUNING", "task_type": "CAUSAL_LM",
+                      "num_virtual_tokens": nvt, "token_dim": 16, "num_layers": 2, "num_attention_heads": 2,
+                      "prefix_projection": False}],
+        "prefix_tuning": {
+            "saved_keys": "prompt_embeddings [3, 64] = [num_virtual_tokens, num_layers * 2 * n_embd]",
+            "layout": ("row t, layer i: key prefix = columns [2i*16, (2i+1)*16), value prefix = the next 16; "
+                       "each 16 = 2 heads x 8 (head-major). PEFT: view(batch, 3, 4, 2, 8).permute(2, 0, 3, 1, 4)"
+                       ".split(2) -> past_key_values[i] = (key [batch, 2, 3, 8], value [batch, 2, 3, 8])"),
+            "attention": ("keys [prefix; tokens], values [prefix; values]; attention_mask = concat([ones(batch, 3), "
+                          "attention_mask], 1); causal: every token sees all 3 prefixes and tokens up to itself"),
+            "position_ids": ("SHIFTED: transformers numbers the tokens after the cached prefixes, so the real tokens "
+                             "take wpe[3..T+2], not wpe[0..T-1] (PEFT passes no position_ids). Checked: explicit "
+                             f"positions 3.. reproduce PEFT exactly; positions 0.. differ by {position_gap:.3f}."),
+            "compared_outputs": "adapter_outputs.logits [batch, T, 50] (T = 8, no rows for the prefixes)",
+        },
+        "attn_implementation": "eager",
+        "versions": VERSIONS,
+    }, compact_values=False)
+    write_json(os.path.join(out, "io.json"), {
+        "description": ("tiny-gpt2 + PEFT prefix tuning (CAUSAL_LM), 3 random virtual tokens (N(0, 1) "
+                        "nn.Embedding init), no prefix projection"),
+        "inputs": TOKENS,
+        "base_outputs": {"logits": base_logits},
+        "adapter_outputs": {"logits": tolist(peft_logits)},
+        "prefix_attention_mask": tolist(full_mask),
+        "position_offset": nvt,
+        "tolerance": {"atol": ATOL},
+        "versions": VERSIONS,
+    })
+    print(f"wrote {name}")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", default=os.path.join(REPO, "fixtures"))
@@ -649,6 +740,7 @@ def main():
     outs = make_tiny_bert(args.out)
     make_prompt_tuning_bert(args.out, outs)
     make_tiny_gpt2(args.out)
+    make_prefix_tuning_gpt2(args.out)
     with open(os.path.join(args.out, "VERSIONS.json"), "w") as f:
         json.dump(VERSIONS, f, indent=2)
         f.write("\n")

@@ -56,6 +56,30 @@ describeEachBackend(
       });
     }
 
+    for (const positionEncoding of ['learned', 'sinusoidal'] as const) {
+      it(`${positionEncoding}: positionOffset k gives the tokens positions k.. (the last rows of a longer sequence)`, async () => {
+        const layer = new TokenAndPositionEmbedding({
+          vocabSize: 7,
+          embeddingSize: 4,
+          positionEncoding,
+          maxPositions: 8,
+        });
+        const ids = tf.tensor2d([[1, 2, 3]], undefined, 'int32');
+        const long = tf.tensor2d([[6, 6, 1, 2, 3]], undefined, 'int32');
+        const shifted = layer.apply(ids, { positionOffset: 2 }) as tf.Tensor;
+        const tail = tf.tidy(() => tf.slice(layer.apply(long) as tf.Tensor, [0, 2, 0], [1, 3, 4]));
+        await expectTensorsClose(shifted, tail, 1e-6);
+        if (positionEncoding === 'learned') {
+          expect(() => layer.call(ids, { positionOffset: 6 })).toThrow(
+            /Sequence length 3 from position 6 exceeds maxPositions 8/,
+          );
+        }
+        expect(() => layer.call(ids, { positionOffset: -1 })).toThrow(/non-negative integer/);
+        tf.dispose([ids, long, shifted, tail]);
+        layer.dispose();
+      });
+    }
+
     it('a prefix that makes the sequence longer than a learned table is refused', () => {
       const layer = new TokenAndPositionEmbedding({
         vocabSize: 5,

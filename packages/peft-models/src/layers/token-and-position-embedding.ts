@@ -87,15 +87,28 @@ export class TokenAndPositionEmbedding extends layers.Layer {
    * `kwargs.prefixEmbeddings` (optional, [n, dim] or [batch, n, dim]): vectors prepended to the
    * (scaled) token embeddings before positions are added, so they take positions 0..n−1 and the
    * tokens n..n+length−1 (prompt tuning's virtual tokens, as Hugging Face models see `inputs_embeds`).
+   *
+   * `kwargs.positionOffset` (optional, a non-negative integer, default 0): the first position, so the
+   * sequence takes positions offset..offset+length−1. Hugging Face GPT-2 and BERT number the tokens
+   * after any cached keys and values this way, so with PEFT's prefix tuning (n prefixes passed as
+   * `past_key_values`) the real tokens sit at positions n.. — pass n here to match. Like
+   * `prefixEmbeddings`, pass it from a wrapping layer's `call`: tfjs's `predict` does not replay the
+   * kwargs a node was applied with.
    */
   override call(inputs: Tensor | Tensor[], kwargs: Kwargs = {}): Tensor {
     return tidy(() => {
       const ids = cast(asTensorList(inputs)[0], 'int32');
       const prefix = kwargs.prefixEmbeddings as Tensor | undefined;
+      const offset = (kwargs.positionOffset as number | undefined) ?? 0;
+      if (!Number.isInteger(offset) || offset < 0) {
+        throw new Error(`positionOffset must be a non-negative integer, got ${offset}.`);
+      }
       const length =
         (ids.shape[1] as number) + (prefix == null ? 0 : (prefix.shape[prefix.rank - 2] as number));
-      if (length > this.maxPositions && this.positionEncoding === 'learned') {
-        throw new Error(`Sequence length ${length} exceeds maxPositions ${this.maxPositions}.`);
+      if (offset + length > this.maxPositions && this.positionEncoding === 'learned') {
+        throw new Error(
+          `Sequence length ${length}${offset ? ` from position ${offset}` : ''} exceeds maxPositions ${this.maxPositions}.`,
+        );
       }
       let x = embeddingLookup(this.table.read() as Tensor2D, ids);
       if (this.tokenScale !== 1) x = mul(x, scalar(this.tokenScale));
@@ -105,9 +118,10 @@ export class TokenAndPositionEmbedding extends layers.Layer {
         x = concat([rows, x], 1);
       }
       if (this.positionEncoding === 'sinusoidal') {
-        x = add(x, sinusoidalPositions(length, this.embeddingSize));
+        const signal = sinusoidalPositions(offset + length, this.embeddingSize);
+        x = add(x, offset === 0 ? signal : slice(signal, [offset, 0], [length, this.embeddingSize]));
       } else if (this.positionTable != null) {
-        x = add(x, slice(this.positionTable.read(), [0, 0], [length, this.embeddingSize]));
+        x = add(x, slice(this.positionTable.read(), [offset, 0], [length, this.embeddingSize]));
       }
       return x;
     });
