@@ -164,6 +164,13 @@ describeEachBackend('LoRA bias: "all" and "loraOnly"', () => {
     ]);
     const json = JSON.parse(new TextDecoder().decode(store.files.get('adapter_config.json')));
     expect(json.bias).toBe('all');
+    // RegExp targets are saved as the modules LoRA wraps, not the bias-only ones (PEFT would wrap head).
+    const regexp = getPeftModel(makeMlp(), config('all', { targetModules: [/^fc\d$/] }));
+    const regexpStore = new MemoryAdapterStore();
+    await regexp.saveAdapter(regexpStore);
+    const regexpJson = JSON.parse(new TextDecoder().decode(regexpStore.files.get('adapter_config.json')));
+    expect(regexpJson.target_modules).toEqual(['fc1', 'fc2']);
+    regexp.unload().dispose();
 
     // A second adapter without biases: while it alone is active the biases are the base ones.
     peft.addAdapter('plain', config('none'));

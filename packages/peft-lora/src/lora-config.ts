@@ -92,6 +92,13 @@ const OPTION_NAMES = [
   'taskType',
 ] as const;
 
+/**
+ * The module paths LoRA wrapped for a config given RegExp targets (written by inject). They are
+ * saved as target_modules: peft-core's fallback (every module of the adapter) would also list the
+ * layers whose bias alone an adapter with bias 'all' trains, and PEFT would put LoRA on them.
+ */
+export const matchedTargetModules = new WeakMap<LoraConfig, string[]>();
+
 /** The largest rank accepted (PEFT has none; a bound keeps a hostile config from asking for gigabytes). */
 const MAX_RANK = 1 << 16;
 
@@ -230,7 +237,7 @@ export class LoraConfig extends PeftConfig {
       r: this.r,
       lora_alpha: this.loraAlpha,
       lora_dropout: this.loraDropout,
-      target_modules: targetModulesToJson(this.targetModules),
+      target_modules: targetModulesToJson(this.targetModules) ?? matchedTargetModules.get(this) ?? null,
       exclude_modules: this.excludeModules === null ? null : targetModulesToJson(this.excludeModules),
       bias: BIAS_TO_JSON[this.bias],
       use_rslora: this.useRslora,

@@ -13,7 +13,7 @@ import {
   PeftConfigError,
   type PeftMethod,
 } from '@tfjs-peft/core';
-import { LoraConfig } from './lora-config';
+import { LoraConfig, matchedTargetModules } from './lora-config';
 import { LoraConv2D } from './lora-conv2d';
 import { LoraDense } from './lora-dense';
 import { LoraEmbedding } from './lora-embedding';
@@ -174,6 +174,9 @@ export const loraMethod: PeftMethod<LoraConfig> = {
       biasWrappers.forEach((w) => w.deleteAdapter(adapterName));
       throw error;
     }
+    matchedTargetModules.set(config, [
+      ...new Set([...(matchedTargetModules.get(config) ?? []), ...selected.map((l) => moduleKey(l.name))]),
+    ]);
     if (created.size === 0 && biasWrappers.size === 0) return model;
     return rebuildModel(
       model,
