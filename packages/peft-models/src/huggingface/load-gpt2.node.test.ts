@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
-import { describeEachBackend, expectTensorsClose } from '@tfjs-peft/test-utils';
+import { checkVariableGradients, describeEachBackend, expectTensorsClose } from '@tfjs-peft/test-utils';
 import {
   gpt2FromHuggingFace,
   gpt2LayerNames,
@@ -152,6 +152,49 @@ describeEachBackend('Hugging Face GPT-2 loader (fixtures/tiny-gpt2)', () => {
     tf.dispose([ids, mask, targets, before, moved]);
     optimizer.dispose();
     copy.dispose();
+  });
+
+  it('has gradients equal to finite differences for wte (both uses), c_attn and ln_f', async () => {
+    const ids = tf.tensor2d(
+      [
+        [5, 12, 7, 33],
+        [3, 44, 21, 0],
+      ],
+      undefined,
+      'int32',
+    );
+    const mask = tf.tensor2d([
+      [1, 1, 1, 1],
+      [1, 1, 1, 0],
+    ]);
+    const targets = tf.tidy(() =>
+      tf.oneHot(
+        tf.tensor2d(
+          [
+            [12, 7, 33, 41],
+            [44, 21, 8, 0],
+          ],
+          undefined,
+          'int32',
+        ),
+        50,
+      ),
+    );
+    const variable = (layer: string, index = 0) => model.getLayer(layer).weights[index].read() as tf.Variable;
+    const loss = () =>
+      tf.losses.softmaxCrossEntropy(targets, model.apply([ids, mask]) as tf.Tensor) as tf.Scalar;
+    // Every 61st element: 28 elements of the three variables, two forward passes each.
+    const result = await checkVariableGradients(
+      loss,
+      [
+        variable(gpt2LayerNames.embeddings),
+        variable(gpt2LayerNames.block(1).qkv),
+        variable(gpt2LayerNames.finalLayerNorm),
+      ],
+      { stride: 61 },
+    );
+    expect(result.checked).toBe(28);
+    tf.dispose([ids, mask, targets]);
   });
 
   it('refuses a checkpoint with a missing or misshapen tensor, naming it', () => {
