@@ -17,7 +17,7 @@ import {
   makeSoakMlp,
   snapshotWeights,
 } from '@tfjs-peft/test-utils';
-import { LoraConfig, type LoraBias } from './index';
+import { LoraConfig, LoraDense, type LoraBias } from './index';
 
 /** fc1 (12, relu) → fc2 (8, tanh) → head (3), every layer with a non-zero bias. */
 const makeMlp = () => makeSoakMlp(7, { randomBiases: true });
@@ -198,6 +198,24 @@ describeEachBackend('LoRA bias: "all" and "loraOnly"', () => {
     reloaded.unload();
     expectWeightsBitIdentical(baseWeights, await snapshotWeights(base));
     tf.dispose([x, baseOut, trained, plain, back, out]);
+    base.dispose();
+  });
+
+  it('a bias adapter added after others trains the biases of their LoRA layers too; addWeightedAdapter combines only LoRA', async () => {
+    const base = makeMlp();
+    const peft = getPeftModel(base, config('none', { initLoraWeights: false }), 'plain');
+    peft.addAdapter('biased', config('all', { targetModules: ['fc1'], initLoraWeights: false }));
+    const fc2 = peft.peftLayers().find((l) => l.name === 'fc2') as LoraDense;
+    expect(fc2.adapterNames()).toEqual(['plain', 'biased']);
+    expect(fc2.hasLoraAdapter('biased')).toBe(false);
+    peft.setAdapter('biased');
+    expect(trainableBiases(peft)).toEqual(['fc1/bias', 'fc2/bias', 'head/bias']);
+    await peft.addWeightedAdapter(['plain', 'biased'], [1, 1], 'mix', 'cat');
+    const expected = tf.tidy(() => fc2.deltaWeight('plain'));
+    const mixed = tf.tidy(() => fc2.deltaWeight('mix'));
+    await expectTensorsClose(mixed, expected, 1e-6);
+    tf.dispose([expected, mixed]);
+    peft.unload();
     base.dispose();
   });
 

@@ -279,6 +279,11 @@ export abstract class LoraLayer extends tfl.layers.Layer implements PeftLayer {
     return bias !== null && !names.includes(bias) ? [...names, bias] : names;
   }
 
+  /** True when adapter `name` has LoRA weights here (not only the bias it trains). */
+  hasLoraAdapter(name: string): boolean {
+    return this.adapters.has(name);
+  }
+
   setActiveAdapters(names: readonly string[]): void {
     this.active = names.filter((n) => this.adapters.has(n));
     this.biasActive = this.biasAdapter !== null && names.includes(this.biasAdapter);

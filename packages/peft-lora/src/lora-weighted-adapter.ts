@@ -56,10 +56,7 @@ export async function addWeightedLoraAdapter(
     rank = svdRank ?? Math.max(...ranks);
   }
   const unsupported = layers.filter(
-    (l) =>
-      l instanceof LoraLayer &&
-      !(l instanceof LoraDense) &&
-      adapters.some((a) => l.adapterNames().includes(a)),
+    (l) => l instanceof LoraLayer && !(l instanceof LoraDense) && adapters.some((a) => l.hasLoraAdapter(a)),
   );
   if (unsupported.length > 0) {
     const layer = unsupported[0] as LoraLayer;
@@ -70,7 +67,7 @@ export async function addWeightedLoraAdapter(
     );
   }
   const loraLayers = layers.filter(
-    (l): l is LoraDense => l instanceof LoraDense && adapters.some((a) => l.adapterNames().includes(a)),
+    (l): l is LoraDense => l instanceof LoraDense && adapters.some((a) => l.hasLoraAdapter(a)),
   );
   const created: LoraDense[] = [];
   try {
@@ -85,7 +82,7 @@ export async function addWeightedLoraAdapter(
       created.push(layer);
       const present = adapters
         .map((name, i) => ({ name, weight: weights[i] }))
-        .filter((e) => layer.adapterNames().includes(e.name));
+        .filter((e) => layer.hasLoraAdapter(e.name));
       const [a, b] =
         combinationType === 'svd'
           ? await combineBySvd(layer, present, rank)
