@@ -219,6 +219,28 @@ describeEachBackend('LoRA bias: "all" and "loraOnly"', () => {
     base.dispose();
   });
 
+  it('an adapted model saved with model.save() loads again with its trained biases', async () => {
+    const base = makeMlp();
+    const peft = getPeftModel(base, config('all', { initLoraWeights: false }));
+    shiftBiases(peft);
+    const x = inputs();
+    const expected = peft.model.predict(x) as tf.Tensor;
+    let artifacts: tf.io.ModelArtifacts | null = null;
+    await peft.model.save(
+      tf.io.withSaveHandler(async (a) => {
+        artifacts = a;
+        return { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON' } };
+      }),
+    );
+    const loaded = await tfl.loadLayersModel(tf.io.fromMemory(artifacts!));
+    const out = loaded.predict(x) as tf.Tensor;
+    await expectTensorsClose(out, expected, 1e-6);
+    tf.dispose([x, expected, out]);
+    loaded.dispose();
+    peft.unload();
+    base.dispose();
+  });
+
   it('a failed load (a bias key missing or the wrong shape) leaves every weight bit-identical', async () => {
     const base = makeMlp();
     const peft = getPeftModel(base, config('all', { initLoraWeights: false }));

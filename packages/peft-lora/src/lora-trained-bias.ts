@@ -100,12 +100,27 @@ export class LoraBiasLayer extends tfl.layers.Layer implements PeftLayer {
   private active = false;
   private enabled = true;
   private merged: string[] = [];
+  private readonly ownsBaseLayer: boolean;
 
-  constructor(args: { layer: tfl.layers.Layer; adapterName: string; variable: LayerVariable }) {
-    super({ name: args.layer.name, trainable: true });
+  /**
+   * Without `adapterName` and `variable` (a model saved with model.save() and loaded again) the layer
+   * only passes through to the one it wraps, whose weights hold the biases as they were saved.
+   */
+  constructor(args: {
+    layer: tfl.layers.Layer;
+    name?: string;
+    adapterName?: string;
+    variable?: LayerVariable;
+    ownsBaseLayer?: boolean;
+  }) {
+    super({ name: args.name ?? args.layer.name, trainable: true });
     this.baseLayer = args.layer;
+    this.ownsBaseLayer = args.ownsBaseLayer ?? false;
     this.supportsMasking = true;
-    this.record = new TrainedBias(args.variable, args.adapterName);
+    this.record =
+      args.adapterName !== undefined && args.variable
+        ? new TrainedBias(args.variable, args.adapterName)
+        : null;
     this.sync();
   }
 
@@ -139,7 +154,11 @@ export class LoraBiasLayer extends tfl.layers.Layer implements PeftLayer {
     super.nonTrainableWeights = weights;
   }
 
-  override build(): void {
+  override build(inputShape: tfl.Shape | tfl.Shape[]): void {
+    if (!this.baseLayer.built) {
+      this.baseLayer.build(inputShape);
+      this.baseLayer.built = true;
+    }
     this.built = true;
   }
 
@@ -202,9 +221,12 @@ export class LoraBiasLayer extends tfl.layers.Layer implements PeftLayer {
     this.record = null;
   }
 
+  /** Disposes only what this layer owns: a wrapped user layer's weights belong to the user's model. */
   override disposeWeights(): number {
     this.record?.dispose();
-    return 0;
+    if (!this.ownsBaseLayer) return 0;
+    this.baseLayer.weights.forEach((v) => v.dispose());
+    return this.baseLayer.weights.length;
   }
 
   adapterVariables(name: string): LayerVariable[] {
@@ -234,6 +256,23 @@ export class LoraBiasLayer extends tfl.layers.Layer implements PeftLayer {
       ...super.getConfig(),
       layer: { className: this.baseLayer.getClassName(), config: this.baseLayer.getConfig() },
     };
+  }
+
+  static override fromConfig<T extends tf.serialization.Serializable>(
+    cls: tf.serialization.SerializableConstructor<T>,
+    config: tf.serialization.ConfigDict,
+  ): T {
+    const inner = config.layer as { className: string; config: tf.serialization.ConfigDict };
+    const entry = tf.serialization.SerializationMap.getMap().classNameMap[inner.className];
+    if (!entry)
+      throw new AdapterNameError(String(config.name), `wraps an unknown layer class ${inner.className}`);
+    const [innerClass, innerFromConfig] = entry;
+    const layer = innerFromConfig(innerClass, inner.config) as unknown as tfl.layers.Layer;
+    return new (cls as unknown as new (args: ConstructorParameters<typeof LoraBiasLayer>[0]) => T)({
+      layer,
+      name: config.name as string,
+      ownsBaseLayer: true,
+    });
   }
 }
 tf.serialization.registerClass(LoraBiasLayer);
