@@ -1,4 +1,135 @@
 import * as tf from '@tensorflow/tfjs-core';
+import { PeftConfigError } from './errors';
+
+/**
+ * Whether frozenDense keeps the transpose of each frozen kernel, so its backward product dx = dy·Wᵀ
+ * is an untransposed 2-D matMul. On wasm that is the only form XNNPACK runs (a transposed or batched
+ * product falls back to a scalar loop, ~14× slower); elsewhere a transposed matMul is as fast and
+ * the cache would only cost memory. `'auto'` (the default): cache on the wasm backend only.
+ */
+export type FrozenTransposeCache = 'auto' | 'always' | 'never';
+
+export interface FrozenDenseOptions {
+  /**
+   * Memory against speed: a cached transpose costs one kernel's bytes per frozen Dense layer (held
+   * until the kernel variable is disposed, `unload()` restores the layer, or
+   * `releaseFrozenTransposes()`), and saves a transposed matMul (wasm) in every backward pass.
+   */
+  cacheTransposes?: FrozenTransposeCache;
+  /**
+   * The backward product's form when no transpose is cached: `'auto'` (default) an explicit
+   * transpose then an untransposed matMul on wasm, `matMul(dy, W, false, true)` elsewhere; `true`
+   * or `false` force one form (for measuring; gradients agree to float rounding either way).
+   */
+  untransposedBackward?: 'auto' | boolean;
+}
+
+const settings: Required<FrozenDenseOptions> = { cacheTransposes: 'auto', untransposedBackward: 'auto' };
+
+/** Sets frozenDense's options for every later call; returns the previous settings. */
+export function configureFrozenDense(options: FrozenDenseOptions): Required<FrozenDenseOptions> {
+  const previous = { ...settings };
+  if (options.cacheTransposes !== undefined) {
+    if (!['auto', 'always', 'never'].includes(options.cacheTransposes)) {
+      throw new PeftConfigError(
+        'cacheTransposes',
+        options.cacheTransposes,
+        "expected 'auto', 'always' or 'never'",
+      );
+    }
+    settings.cacheTransposes = options.cacheTransposes;
+  }
+  if (options.untransposedBackward !== undefined) {
+    if (!(['auto', true, false] as unknown[]).includes(options.untransposedBackward)) {
+      throw new PeftConfigError(
+        'untransposedBackward',
+        options.untransposedBackward,
+        "expected 'auto', true or false",
+      );
+    }
+    settings.untransposedBackward = options.untransposedBackward;
+  }
+  return previous;
+}
+
+/** On wasm the backward product runs untransposed (cached Wᵀ, or an explicit transpose per step). */
+function untransposedBackward(): boolean {
+  if (settings.untransposedBackward !== 'auto') return settings.untransposedBackward;
+  return tf.getBackend() === 'wasm';
+}
+
+function cachingTransposes(): boolean {
+  return (
+    settings.cacheTransposes === 'always' ||
+    (settings.cacheTransposes === 'auto' && tf.getBackend() === 'wasm')
+  );
+}
+
+interface CachedTranspose {
+  /** The kernel's data when the transpose was taken: a variable's write swaps its dataId, never the data under one. */
+  dataId: object;
+  transposed: tf.Tensor2D;
+  /** The variable's own dispose, wrapped so that disposing the kernel releases its transpose too. */
+  restoreDispose: () => void;
+}
+
+const transposes = new Map<tf.Variable, CachedTranspose>();
+
+function dataIdOf(t: tf.Tensor): object {
+  return (t as unknown as { dataId: object }).dataId;
+}
+
+/**
+ * Releases the cached transposes of these kernels (all when none are named). PeftModel calls it for
+ * every frozen Dense layer on `unload()`; a disposed kernel releases its own.
+ */
+export function releaseFrozenTransposes(kernels?: readonly tf.Tensor[]): void {
+  const keys = kernels ?? [...transposes.keys()];
+  for (const kernel of keys) {
+    const entry = transposes.get(kernel as tf.Variable);
+    if (entry === undefined) continue;
+    transposes.delete(kernel as tf.Variable);
+    entry.restoreDispose();
+    entry.transposed.dispose();
+  }
+}
+
+/** How many frozen kernels have a cached transpose now, and their bytes (for tests and the bench). */
+export function frozenTransposeCacheSize(): { kernels: number; bytes: number } {
+  let bytes = 0;
+  for (const entry of transposes.values()) bytes += entry.transposed.size * 4;
+  return { kernels: transposes.size, bytes };
+}
+
+/** Wᵀ of a frozen kernel variable, cached until the variable's value changes or it is disposed. */
+function cachedTranspose(kernel: tf.Tensor): tf.Tensor2D | null {
+  if (!(kernel instanceof tf.Variable) || kernel.trainable || kernel.rank !== 2) return null;
+  const entry = transposes.get(kernel);
+  if (entry !== undefined && entry.dataId === dataIdOf(kernel)) return entry.transposed;
+  if (entry !== undefined) {
+    // Written since (a merge, an unmerge, a load): the old transpose is stale.
+    entry.transposed.dispose();
+    entry.transposed = tf.keep(tf.tidy(() => tf.transpose(kernel))) as tf.Tensor2D;
+    entry.dataId = dataIdOf(kernel);
+    return entry.transposed;
+  }
+  const transposed = tf.keep(tf.tidy(() => tf.transpose(kernel))) as tf.Tensor2D;
+  const hadOwnDispose = Object.prototype.hasOwnProperty.call(kernel, 'dispose');
+  const dispose = kernel.dispose;
+  kernel.dispose = function disposeWithTranspose(this: tf.Variable) {
+    releaseFrozenTransposes([kernel]);
+    dispose.call(this);
+  };
+  transposes.set(kernel, {
+    dataId: dataIdOf(kernel),
+    transposed,
+    restoreDispose: () => {
+      if (hadOwnDispose) kernel.dispose = dispose;
+      else delete (kernel as unknown as { dispose?: unknown }).dispose;
+    },
+  });
+  return transposed;
+}
 
 /** The activations tfjs fuses into a Dense layer's matMul, whose derivative we can take from the output. */
 export const FUSABLE_ACTIVATIONS = ['linear', 'relu', 'elu'] as const;
@@ -10,7 +141,8 @@ export type FusableActivation = (typeof FUSABLE_ACTIVATIONS)[number];
  * frozen layer in every backward pass — the cost PEFT exists to avoid. The forward pass is the same
  * fused kernel tfjs's Dense runs, so outputs are bit-identical to the layer's on every backend. W is
  * read from the closure, so the tape never sees it; the bias is an input, so a trainable bias (BitFit,
- * LoRA bias) still learns.
+ * LoRA bias) still learns. The backward product's form depends on the backend: see
+ * FrozenDenseOptions.cacheTransposes.
  */
 export function frozenDense(
   x: tf.Tensor,
@@ -39,7 +171,19 @@ export function frozenDense(
     if (activation === 'relu') return tf.mul(flatDy, tf.step(flatY));
     return tf.where(tf.greater(flatY, 0), flatDy, tf.mul(flatDy, tf.add(flatY, 1)));
   };
-  const inputGradient = (dPre: tf.Tensor) => tf.reshape(tf.matMul(dPre, kernel, false, true), inputShape);
+  // dx = dPre·Wᵀ. On wasm as an untransposed 2-D product (XNNPACK), with Wᵀ cached for a frozen
+  // kernel variable (taken now, in the forward pass, so the backward pass runs no transpose).
+  const transposed = cachingTransposes() ? cachedTranspose(kernel) : null;
+  const untransposed = transposed !== null || untransposedBackward();
+  const inputGradient = (dPre: tf.Tensor) =>
+    tf.reshape(
+      transposed !== null
+        ? tf.matMul(dPre as tf.Tensor2D, transposed)
+        : untransposed
+          ? tf.matMul(dPre as tf.Tensor2D, tf.transpose(kernel) as tf.Tensor2D)
+          : tf.matMul(dPre, kernel, false, true),
+      inputShape,
+    );
   if (bias === null) {
     return tf.customGrad(((input: tf.Tensor, save: tf.GradSaveFunc) => {
       const value = forward(input, undefined);

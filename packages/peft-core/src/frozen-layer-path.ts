@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
-import { applyFrozenDense } from './frozen-dense';
+import { applyFrozenDense, releaseFrozenTransposes } from './frozen-dense';
 
 interface DenseInternals {
   kernel: tfl.LayerVariable;
@@ -9,11 +9,17 @@ interface DenseInternals {
   call: tfl.layers.Layer['call'];
 }
 
+/** The kernel's tensor, or null once the variable is disposed (its cached transpose went with it). */
+function kernelTensor(kernel: tfl.LayerVariable): tf.Tensor | null {
+  return (kernel as unknown as { val: tf.Tensor }).val.isDisposed ? null : kernel.read();
+}
+
 /**
  * While a base model is frozen, its Dense layers compute through frozenDense, so the backward pass
  * never produces a gradient for a frozen kernel (tfjs's own Dense uses a fused matMul whose gradient
  * computes dW every time). The layer objects stay the user's: only their `call` is overridden on the
- * instance, and `restore` removes the override. A layer whose kernel is trainable keeps tfjs's path.
+ * instance, and `restore` removes the override and releases the kernel's cached transpose (wasm:
+ * see FrozenDenseOptions). A layer whose kernel is trainable keeps tfjs's path.
  */
 export function installFrozenPath(layer: tfl.layers.Layer): (() => void) | null {
   if (layer.getClassName() !== 'Dense') return null;
@@ -33,6 +39,7 @@ export function installFrozenPath(layer: tfl.layers.Layer): (() => void) | null 
     });
   };
   return () => {
+    releaseFrozenTransposes([kernelTensor(dense.kernel)].filter((k) => k !== null));
     if (hadOwnCall) dense.call = previous;
     else delete (layer as unknown as { call?: unknown }).call;
   };

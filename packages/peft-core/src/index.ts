@@ -24,8 +24,17 @@ export { layerIndexOf, filterLayersToTransform } from './layer-index';
 export type { LayerTransform } from './model-graph';
 export { countParameters, formatTrainableParameters } from './parameter-count';
 export type { TrainableParameterCount } from './parameter-count';
-export { applyFrozenDense, frozenDense, FUSABLE_ACTIVATIONS } from './frozen-dense';
-export type { FusableActivation } from './frozen-dense';
+export {
+  applyFrozenDense,
+  configureFrozenDense,
+  frozenDense,
+  frozenTransposeCacheSize,
+  releaseFrozenTransposes,
+  FUSABLE_ACTIVATIONS,
+} from './frozen-dense';
+export type { FrozenDenseOptions, FrozenTransposeCache, FusableActivation } from './frozen-dense';
+export { FusedAdamOptimizer, fusedAdam, fusedAdamW } from './fused-adam';
+export type { FusedAdamOptions } from './fused-adam';
 export { WASM_KERNELS_FILLED } from './wasm-kernel-gaps';
 export { embeddingLookup } from './embedding-lookup';
 export { releaseLayerWeights } from './release-layer-weights';
@@ -44,6 +53,15 @@ export {
 } from './adapter-store';
 export type { AdapterStore } from './adapter-store';
 export { selectBackend, BACKEND_PREFERENCE } from './select-backend';
+export type { SelectBackendOptions } from './select-backend';
+export {
+  defaultWasmThreadCount,
+  prepareWasmThreads,
+  setWasmThreadCount,
+  wasmThreadCount,
+  MAX_WASM_THREADS,
+} from './wasm-threads';
+export type { WasmBackendModule } from './wasm-threads';
 export {
   requireBoolean,
   requireInteger,

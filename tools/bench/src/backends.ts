@@ -55,7 +55,7 @@ async function registerWebgpu(): Promise<string> {
 }
 
 /** Registers `name`, makes it the active backend, and returns a description of it. */
-export async function useBackend(name: BenchBackend): Promise<string> {
+export async function useBackend(name: BenchBackend, wasmThreads?: number): Promise<string> {
   let description: string = name;
   switch (name) {
     case 'cpu':
@@ -63,11 +63,12 @@ export async function useBackend(name: BenchBackend): Promise<string> {
       break;
     case 'wasm': {
       const wasm = requireFromTestUtils('@tensorflow/tfjs-backend-wasm');
-      // Node: the threaded build hands its workers blob: URLs, which Node refuses; SIMD, 1 thread.
-      tf.env().set('WASM_HAS_MULTITHREAD_SUPPORT', false);
       wasm.setWasmPaths(path.join(packageDir('@tensorflow/tfjs-backend-wasm'), 'dist') + path.sep);
-      description = 'wasm (SIMD, 1 thread: the threaded build does not load in Node)';
-      break;
+      // The threaded build through @tfjs-peft/core's Node loader (selectBackend's wasm option).
+      const { selectBackend, wasmThreadCount } = await import('@tfjs-peft/core');
+      await selectBackend('wasm', () => undefined, { wasm, wasmThreads: wasmThreads ?? wasmThreadCount() });
+      const threads = wasm.getThreadsCount() as number;
+      return threads === 1 ? 'wasm (SIMD, 1 thread)' : `wasm (SIMD, ${threads} threads: threaded build, Node loader)`;
     }
     case 'tensorflow': {
       requireFromTestUtils(tfjsNodeBinding()); // the native load fails here if libtensorflow is missing

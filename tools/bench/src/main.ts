@@ -99,6 +99,7 @@ async function main(): Promise<void> {
       inference: options.inference,
       profile: options.profile,
       printFlops: options.printFlops,
+      wasmThreads: options.wasmThreads,
       out,
     };
     log(`[bench] ${backend}: batch ${plan.batch} × ${plan.length}${plan.reduced ? ` (reduced: ${plan.reduced})` : ''}, ${plan.steps} steps + ${plan.warmup} warm-up`);

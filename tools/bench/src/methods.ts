@@ -4,7 +4,7 @@
 // skipped with the reason, the others still run.
 import type * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
-import { getPeftModel, type PeftConfig, type PeftModel } from '@tfjs-peft/core';
+import { getPeftModel, type FrozenDenseOptions, type PeftConfig, type PeftModel } from '@tfjs-peft/core';
 
 export interface PreparedMethod {
   model: tfl.LayersModel;
@@ -18,6 +18,10 @@ export interface MethodSpec {
   label: string;
   /** Loads the method's package; throws when it does not import. */
   load(): Promise<(model: tfl.LayersModel) => PreparedMethod>;
+  /** A variant row: frozenDense settings while it runs (default: the library's, cacheTransposes 'auto'). */
+  frozenDense?: FrozenDenseOptions;
+  /** A variant row: the optimizer (default tf.train.adam). */
+  optimizer?: 'adam' | 'fused-adam';
 }
 
 export const LORA_OPTIONS = {
@@ -41,15 +45,17 @@ function peftMethod(makeConfig: (pkg: Record<string, unknown>) => PeftConfig, pk
 
 type Ctor = new (options: object) => PeftConfig;
 
+function fullFineTuning(model: tfl.LayersModel): PreparedMethod {
+  for (const layer of model.layers) layer.trainable = true;
+  const variables = model.trainableWeights.map((w) => w.read() as tf.Variable);
+  return { model, variables, trainableParams: variables.reduce((s, v) => s + v.size, 0) };
+}
+
 export const METHODS: MethodSpec[] = [
   {
     id: 'full',
     label: 'full fine-tuning',
-    load: async () => (model) => {
-      for (const layer of model.layers) layer.trainable = true;
-      const variables = model.trainableWeights.map((w) => w.read() as tf.Variable);
-      return { model, variables, trainableParams: variables.reduce((s, v) => s + v.size, 0) };
-    },
+    load: async () => fullFineTuning,
   },
   {
     id: 'lora',
@@ -81,6 +87,31 @@ export const METHODS: MethodSpec[] = [
       (pkg) => new (pkg.BottleneckConfig as Ctor)({ placement: 'houlsby', reductionFactor: 16, modulesToSave: ['classifier'] }),
       '@tfjs-peft/adapters',
     ),
+  },
+  {
+    id: 'full-fused-adam',
+    label: 'full fine-tuning, fusedAdam',
+    optimizer: 'fused-adam',
+    load: async () => fullFineTuning,
+  },
+  {
+    id: 'lora-fused-adam',
+    label: 'LoRA r8 q,v (+head), fusedAdam',
+    optimizer: 'fused-adam',
+    load: peftMethod((pkg) => new (pkg.LoraConfig as Ctor)(LORA_OPTIONS), '@tfjs-peft/lora'),
+  },
+  {
+    // The frozen backward product as it was before the cached transposes: matMul(dy, W, false, true).
+    id: 'lora-transposed-backward',
+    label: 'LoRA r8 q,v (+head), dy·Wᵀ as a transposed matMul',
+    frozenDense: { cacheTransposes: 'never', untransposedBackward: false },
+    load: peftMethod((pkg) => new (pkg.LoraConfig as Ctor)(LORA_OPTIONS), '@tfjs-peft/lora'),
+  },
+  {
+    id: 'lora-uncached-transposes',
+    label: 'LoRA r8 q,v (+head), Wᵀ taken every step (not cached)',
+    frozenDense: { cacheTransposes: 'never', untransposedBackward: true },
+    load: peftMethod((pkg) => new (pkg.LoraConfig as Ctor)(LORA_OPTIONS), '@tfjs-peft/lora'),
   },
   {
     id: 'prompt-tuning',

@@ -29,6 +29,8 @@ export interface BenchOptions {
   report?: string;
   /** Also write results/latest.md. */
   latest: boolean;
+  /** wasm threads (default: all cores, through @tfjs-peft/core's Node loader for the threaded build). */
+  wasmThreads?: number;
 }
 
 export const USAGE = `pnpm bench [options]
@@ -44,7 +46,8 @@ export const USAGE = `pnpm bench [options]
                      'run' to run it now with .venv-hf/bin/python (default: tools/bench/results/torch-latest.json when present)
   --report=FILE.json re-render a saved run's table and Markdown (no measuring)
   --out=DIR          results folder (default tools/bench/results)
-  --no-latest        do not rewrite results/latest.md`;
+  --no-latest        do not rewrite results/latest.md
+  --wasm-threads=N   wasm threads (default: all cores, at most 8; 1 = the plain SIMD build)`;
 
 /** The issue's size (batch 16 × 64 tokens) where it runs in reasonable time; cpu and webgpu-on-software-GL reduced. */
 export function planFor(backend: string, options: BenchOptions): BackendPlan {
@@ -124,6 +127,12 @@ export function parseOptions(argv: string[]): BenchOptions | 'help' {
         const n = Number(value);
         if (!Number.isInteger(n) || n < 1) throw new Error(`--steps needs a positive integer, got "${value}"`);
         options.steps = n;
+        break;
+      }
+      case '--wasm-threads': {
+        const n = Number(value);
+        if (!Number.isInteger(n) || n < 1 || n > 8) throw new Error(`--wasm-threads needs an integer from 1 to 8, got "${value}"`);
+        options.wasmThreads = n;
         break;
       }
       case '--quick':

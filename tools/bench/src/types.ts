@@ -12,6 +12,8 @@ export interface WorkerRequest {
   matMulRuns: number;
   profile: boolean;
   printFlops: boolean;
+  /** wasm: threads for XNNPACK (1 = the plain SIMD build; more = the threaded build through core's Node loader). */
+  wasmThreads?: number;
   /** Count FLOPs and exit (no timing). */
   flopsOnly?: boolean;
   out: string;

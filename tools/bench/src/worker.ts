@@ -126,7 +126,11 @@ async function benchMethod(
     log(`[bench] ${id}: step ${(flops.step / 1e9).toFixed(2)} GFLOP, forward ${(flops.forward / 1e9).toFixed(2)} GFLOP`);
     return { id, label: spec.label, status: 'skipped', note: 'flops only', stepGflop: flops.step / 1e9, trainableParams: prepared.trainableParams };
   }
-  const optimizer = tf.train.adam(1e-4);
+  const { configureFrozenDense, fusedAdam } = await import('@tfjs-peft/core');
+  const previousFrozenDense = configureFrozenDense(
+    spec.frozenDense ?? { cacheTransposes: 'auto', untransposedBackward: 'auto' },
+  );
+  const optimizer: tf.Optimizer = spec.optimizer === 'fused-adam' ? fusedAdam(1e-4) : tf.train.adam(1e-4);
   const step = async () => {
     const loss = optimizer.minimize(
       () => crossEntropy(data.labels, model.apply([data.ids, data.mask], { training: true }) as tf.Tensor),
@@ -166,6 +170,7 @@ async function benchMethod(
     result.note = firstLine(error);
   } finally {
     optimizer.dispose();
+    configureFrozenDense(previousFrozenDense);
     try {
       if (model !== base) model.dispose();
     } catch {
@@ -268,7 +273,7 @@ async function main(): Promise<void> {
     methods: [],
   };
   try {
-    result.description = await useBackend(req.backend as BenchBackend);
+    result.description = await useBackend(req.backend as BenchBackend, req.wasmThreads);
   } catch (error) {
     result.status = 'unavailable';
     result.note = firstLine(error);
