@@ -7,7 +7,10 @@
 // IndexedDB, reload the page, load the adapter and check the predictions equal those made right
 // after training. Writes docs/images/browser-demo-<backend>-{trained,reloaded}.png.
 //
-//   node tools/browser-demo/e2e.mjs [--backends=wasm,webgl] [--method=lora] [--epochs=3] [--no-build]
+//   node tools/browser-demo/e2e.mjs [--backends=wasm,webgl] [--method=lora] [--epochs=3] [--no-build] [--screenshots=DIR]
+//
+// Screenshots go to docs/images/ (the committed ones) unless --screenshots=DIR says otherwise
+// (`pnpm test` passes a temporary folder, so a test run leaves the working tree as it was).
 //
 // Exit status 1 on any failure. Without Chromium it is skipped (exit 0) unless
 // TFJS_PEFT_STRICT_BACKENDS=1 (CI), where that is a failure too.
@@ -23,7 +26,7 @@ import { CHROMIUM_FLAGS } from '../browser-tests/chromium-flags.mjs';
 const here = path.dirname(fileURLToPath(import.meta.url));
 const repoRoot = path.resolve(here, '../..');
 const distDir = path.join(here, 'dist');
-const imagesDir = path.join(repoRoot, 'docs', 'images');
+const defaultImagesDir = path.join(repoRoot, 'docs', 'images');
 const requireFromRoot = createRequire(path.join(repoRoot, 'package.json'));
 
 const BACKENDS = ['wasm', 'webgl', 'webgpu', 'cpu'];
@@ -36,6 +39,7 @@ function parseOptions(argv) {
     build: true,
     trainTimeoutS: 420,
     chromium: process.env.CHROMIUM_PATH || '/usr/bin/chromium',
+    imagesDir: defaultImagesDir,
   };
   for (const arg of argv) {
     const [flag, ...rest] = arg.split('=');
@@ -46,8 +50,9 @@ function parseOptions(argv) {
     else if (flag === '--no-build') options.build = false;
     else if (flag === '--train-timeout') options.trainTimeoutS = Number(value);
     else if (flag === '--chromium') options.chromium = value;
+    else if (flag === '--screenshots') options.imagesDir = path.resolve(process.env.INIT_CWD ?? process.cwd(), value);
     else {
-      console.error(`Unknown option ${arg}. Options: --backends=${BACKENDS.join(',')} --method=lora --epochs=3 --no-build --train-timeout=S --chromium=PATH`);
+      console.error(`Unknown option ${arg}. Options: --backends=${BACKENDS.join(',')} --method=lora --epochs=3 --no-build --train-timeout=S --chromium=PATH --screenshots=DIR`);
       process.exit(2);
     }
   }
@@ -154,7 +159,7 @@ async function runBackend(context, origin, backend, options) {
   check(state.trainLossAfter < state.trainLossBefore, `the training loss did not fall: ${state.trainLossBefore} → ${state.trainLossAfter}`);
   check(typeof state.testAccuracy === 'number' && state.testAccuracy > 0, `no test accuracy: ${state.testAccuracy}`);
   check((await page.textContent('#accuracy')).includes('Test accuracy'), 'the accuracy is not shown');
-  await page.screenshot({ path: path.join(imagesDir, `browser-demo-${shotName(backend, options)}-trained.png`), fullPage: true });
+  await page.screenshot({ path: path.join(options.imagesDir, `browser-demo-${shotName(backend, options)}-trained.png`), fullPage: true });
 
   await page.click('#save');
   state = await waitForPhase(page, ['saved'], 60);
@@ -179,7 +184,7 @@ async function runBackend(context, origin, backend, options) {
   const maxDiff = Math.max(...state.probs.map((p, i) => Math.abs(p - trainedProbs[i])));
   check(comparison.sameLabels && maxDiff < 1e-5, `reloaded predictions differ: max |Δp| ${maxDiff}`);
   check(state.testAccuracy === result.accuracy, `accuracy ${result.accuracy} → ${state.testAccuracy} after the reload`);
-  await page.screenshot({ path: path.join(imagesDir, `browser-demo-${shotName(backend, options)}-reloaded.png`), fullPage: true });
+  await page.screenshot({ path: path.join(options.imagesDir, `browser-demo-${shotName(backend, options)}-reloaded.png`), fullPage: true });
   result.ok = true;
   result.timings.total = performance.now() - started;
   return result;
@@ -205,7 +210,7 @@ async function main() {
     log(`vite build in ${seconds(performance.now() - t)}`);
   }
   check(fs.existsSync(path.join(distDir, 'index.html')), `${distDir}/index.html is missing (build first or drop --no-build)`);
-  fs.mkdirSync(imagesDir, { recursive: true });
+  fs.mkdirSync(options.imagesDir, { recursive: true });
 
   const server = await serve(distDir);
   const origin = `http://127.0.0.1:${server.address().port}`;

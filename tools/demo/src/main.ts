@@ -17,7 +17,7 @@ import { trackPeakBytes } from './memory';
 import { ALL_METHODS, METHODS, TRAINABLE_WEIGHTS_FILE, type MethodSpec } from './methods';
 import { parseOptions, USAGE, type DemoOptions } from './options';
 import { trainingMonitor } from './progress';
-import { formatBytes, markdownReport, resultsTable, writeReport, type Accuracy, type DemoReport, type MethodResult, type ReloadCheck } from './report';
+import { formatBytes, markdownReport, resultsTable, writeReport, type Accuracy, type DemoReport, type MethodResult, type PhaseSeconds, type ReloadCheck } from './report';
 import { TASKS } from './tasks';
 
 /** Emails are cut to maxLength × this many characters before tokenising (about 4.6 characters per token here): enough to fill maxLength tokens, and it keeps the slow JS SentencePiece tokenizer quick. */
@@ -44,6 +44,29 @@ function encodeSet(tokenizer: SentencePieceTokenizer, examples: readonly Example
 function disposeSet(set: EncodedSet): void {
   tf.dispose([set.ids, set.mask, set.oneHot]);
 }
+
+/** `count` examples of `set`, evenly spaced (the sets are ordered by class: this takes every class). */
+function spacedSubset(set: EncodedSet, count: number): { set: EncodedSet; rows: number[] } {
+  const n = set.labels.length;
+  const rows = Array.from({ length: Math.min(count, n) }, (_, i) => Math.floor((i * n) / Math.min(count, n)));
+  const take = <T extends tf.Tensor2D>(t: T) => tf.tidy(() => tf.gather(t, tf.tensor1d(rows, 'int32')) as T);
+  return {
+    set: {
+      ids: take(set.ids),
+      mask: take(set.mask),
+      oneHot: take(set.oneHot),
+      labels: Int32Array.from(rows, (r) => set.labels[r]),
+      lengths: rows.map((r) => set.lengths[r]),
+      numClasses: set.numClasses,
+    },
+    rows,
+  };
+}
+
+/** Texts on which a new adapter's "before" predictions are compared with the base model's. */
+const IDENTITY_CHECK_TEXTS = 32;
+/** Largest |Δp| for which a new adapter counts as leaving the model unchanged (the library promises ≤ 1e-6 on outputs). */
+const IDENTITY_TOLERANCE = 1e-5;
 
 /** Accuracy and the class probabilities of `model` on a set. */
 async function evaluate(model: tfl.LayersModel, set: EncodedSet, batchSize: number): Promise<Accuracy & { probs: Float32Array }> {
@@ -158,7 +181,6 @@ async function main(): Promise<void> {
   log(`[demo] Universal Sentence Encoder lite: ${allParams.toLocaleString('en-US')} parameters (${formatBytes(weightBytes)}), built in ${loadSeconds.toFixed(1)} s`);
   const tokenizer = first.tokenizer;
   const modelName = first.model.name;
-  first.classifier.dispose();
 
   t = performance.now();
   const sets = {
@@ -168,6 +190,15 @@ async function main(): Promise<void> {
   };
   const lengths = [...sets.train.lengths, ...sets.validation.lengths, ...sets.test.lengths];
   log(`[demo] tokenised in ${((performance.now() - t) / 1000).toFixed(1)} s`);
+
+  // The pre-trained model with the seeded head, evaluated once on the test set: the "before" of every
+  // method whose new adapter leaves the model's outputs unchanged (checked per method on a few texts
+  // below); methods that change the outputs from the start (prompt tuning, P-tuning) are evaluated in full.
+  t = performance.now();
+  const baseline = await evaluate(first.classifier, sets.test, options.batchSize);
+  first.classifier.dispose();
+  const identityCheck = spacedSubset(sets.test, IDENTITY_CHECK_TEXTS);
+  log(`[demo] pre-trained model + seeded head: test ${(100 * baseline.accuracy).toFixed(1)}% (${((performance.now() - t) / 1000).toFixed(1)} s)`);
 
   const results: MethodResult[] = [];
   const reloadChecks: ReloadCheck[] = [];
@@ -189,6 +220,7 @@ async function main(): Promise<void> {
     const lr = options.learningRates[id] ?? spec.learningRate;
     log(`\n[demo] ── ${spec.label}: ${spec.description}, Adam lr ${lr}`);
     const tensorsBefore = tf.memory().numTensors;
+    const phases = phaseClock();
     const fresh = await freshClassifier();
     let prepared: ReturnType<MethodSpec['prepare']> | undefined;
     const optimizer = tf.train.adam(lr);
@@ -197,9 +229,21 @@ async function main(): Promise<void> {
       const model = prepared.model;
       log(`[demo] trainable params: ${prepared.counts.trainableParams.toLocaleString('en-US')} || all params: ${prepared.counts.allParams.toLocaleString('en-US')} || trainable%: ${prepared.counts.trainablePercent.toFixed(4)}`);
 
-      // Before training: test only (validation is evaluated after training; nothing is selected on it).
-      const before = { test: await evaluate(model, sets.test, options.batchSize) };
-      log(`[demo] before: test ${(100 * before.test.accuracy).toFixed(1)}%`);
+      // Before training: test only. If the new adapter leaves the outputs unchanged on a few test texts,
+      // the base model's test accuracy (measured above) is its "before"; otherwise the whole test set is evaluated.
+      phases.lap('build');
+      const probe = await evaluate(model, identityCheck.set, options.batchSize);
+      const probeDiff = maxAbsDiff(probe.probs, Float32Array.from(identityCheck.rows.flatMap((r) => [...baseline.probs.subarray(r * numClasses, (r + 1) * numClasses)])));
+      const unchanged = probeDiff <= IDENTITY_TOLERANCE;
+      const before = { test: unchanged ? baseline : await evaluate(model, sets.test, options.batchSize) };
+      const beforeCheck: MethodResult['beforeCheck'] = { texts: identityCheck.rows.length, maxAbsProbabilityDifference: probeDiff, unchanged };
+      phases.lap('evaluateBefore');
+      log(
+        `[demo] before: test ${(100 * before.test.accuracy).toFixed(1)}% ` +
+          (unchanged
+            ? `(outputs unchanged by the new adapter on ${identityCheck.rows.length} test texts, max |Δp| ${probeDiff.toExponential(1)}: the pre-trained model's accuracy)`
+            : `(the new adapter changes the outputs, max |Δp| ${probeDiff.toExponential(1)} on ${identityCheck.rows.length} texts: evaluated)`),
+      );
 
       model.compile({ optimizer, loss: 'categoricalCrossentropy', metrics: ['accuracy'] });
       const monitor = trainingMonitor(`[${id}]`, options.epochs, stepsPerEpoch, tracker);
@@ -221,14 +265,21 @@ async function main(): Promise<void> {
           tf.dispose([order, ids, mask, ys]);
         }
       }
+      phases.lap('train');
       log(
         `[demo] peak tensor memory ${formatBytes(monitor.peakBytes)} (${formatBytes(monitor.startBytes)} before training; ` +
           `${formatBytes(monitor.sampledPeakBytes)} at batch boundaries; distinct buffers ${formatBytes(monitor.peakBufferBytes)}, ${formatBytes(monitor.startBufferBytes)} before)`,
       );
 
-      const after = { validation: await evaluate(model, sets.validation, options.batchSize), test: await evaluate(model, sets.test, options.batchSize) };
-      log(`[demo] after:  validation ${(100 * after.validation.accuracy).toFixed(1)}%, test ${(100 * after.test.accuracy).toFixed(1)}%`);
+      // Validation is evaluated only when asked (--eval-validation): no choice is made on it in this run.
+      const after = {
+        validation: options.evalValidation ? await evaluate(model, sets.validation, options.batchSize) : undefined,
+        test: await evaluate(model, sets.test, options.batchSize),
+      };
+      log(`[demo] after:  ${after.validation ? `validation ${(100 * after.validation.accuracy).toFixed(1)}%, ` : ''}test ${(100 * after.test.accuracy).toFixed(1)}%`);
+      phases.lap('evaluateAfter');
       const saved = await prepared.save(path.join(outDir, id));
+      phases.lap('save');
       log(`[demo] saved ${saved.files.join(', ')} to ${saved.dir}: ${formatBytes(saved.bytes)}`);
 
       // ---- reload check: what was saved, loaded onto a fresh pre-trained base, must give the same test predictions.
@@ -270,6 +321,7 @@ async function main(): Promise<void> {
         base.classifier.dispose();
       }
       reloadChecks.push(check);
+      phases.lap('reload');
       log(
         `[demo] reload check: ${check.how} → test ${(100 * check.testAccuracyReloaded).toFixed(2)}% ` +
           `(trained ${(100 * after.test.accuracy).toFixed(2)}%), max |Δp| ${check.maxAbsProbabilityDifference.toExponential(2)}: ${check.passed ? 'PASS' : 'FAIL'}`,
@@ -304,10 +356,13 @@ async function main(): Promise<void> {
         startBufferBytes: monitor.startBufferBytes,
         peakHooked: monitor.peakHooked,
         adapter: { ...saved, what: spec.saved },
-        validation: { after: strip(after.validation) },
+        validation: after.validation ? { after: strip(after.validation) } : undefined,
         test: { before: strip(before.test), after: strip(after.test) },
+        beforeCheck,
         batchLosses: monitor.batchLosses,
         chart,
+        phaseSeconds: phases.seconds,
+        tensorsBeforeRun: NaN,
         tensorsAfterDispose: NaN,
       });
     } catch (error) {
@@ -326,8 +381,9 @@ async function main(): Promise<void> {
     }
     const tensorsAfter = tf.memory().numTensors;
     const result = results.find((r) => r.id === id);
-    if (result) result.tensorsAfterDispose = tensorsAfter;
+    if (result) Object.assign(result, { tensorsBeforeRun: tensorsBefore, tensorsAfterDispose: tensorsAfter });
     log(`[demo] tensors: ${tensorsBefore} before this run, ${tensorsAfter} after disposing it`);
+    if (result) log(`[demo] time: ${Object.entries(phases.seconds).map(([k, v]) => `${k} ${v.toFixed(1)} s`).join(', ')}; ${phases.total().toFixed(1)} s in all`);
   }
 
   // ---- all loss curves on one chart (moving averages)
@@ -349,7 +405,7 @@ async function main(): Promise<void> {
     }),
   );
 
-  for (const set of Object.values(sets)) disposeSet(set);
+  for (const set of [...Object.values(sets), identityCheck.set]) disposeSet(set);
   tracker.stop();
   const memoryEnd = { numTensors: tf.memory().numTensors, numBytes: tf.memory().numBytes };
   const cpus = os.cpus();
@@ -383,7 +439,7 @@ async function main(): Promise<void> {
       meanTokens: lengths.reduce((a, b) => a + b, 0) / lengths.length,
       filledFraction: lengths.filter((n) => n >= options.maxLength).length / lengths.length,
     },
-    model: { name: modelName, params: allParams, weightBytes, loadSeconds },
+    model: { name: modelName, params: allParams, weightBytes, loadSeconds, testAccuracy: strip(baseline) },
     results,
     reloadChecks,
     skipped,
@@ -401,6 +457,22 @@ async function main(): Promise<void> {
   log(`[demo] wrote ${files.md}, ${files.json} and ${results.length + 1} SVG charts in ${chartDir}; wall time ${report.wallSeconds.toFixed(0)} s`);
   const failed = reloadChecks.some((c) => !c.passed) || skipped.some((s) => s.status === 'failed');
   if (failed) process.exitCode = 1;
+}
+
+/** Wall time of the phases of one method's run (build, evaluation before, training, …), for report.json and the log. */
+function phaseClock(): { lap(name: keyof PhaseSeconds): void; seconds: PhaseSeconds; total(): number } {
+  const start = performance.now();
+  let last = start;
+  const seconds: PhaseSeconds = {};
+  return {
+    lap(name) {
+      const now = performance.now();
+      seconds[name] = (now - last) / 1000;
+      last = now;
+    },
+    seconds,
+    total: () => (performance.now() - start) / 1000,
+  };
 }
 
 function shuffledIndices(n: number, random: () => number): number[] {

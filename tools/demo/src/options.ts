@@ -15,6 +15,8 @@ export interface DemoOptions {
   out: string;
   seed: number;
   quick: boolean;
+  /** Evaluate the validation set after training too (nothing is selected on it in a run; off by default). */
+  evalValidation: boolean;
   learningRates: Partial<Record<MethodId, number>>;
 }
 
@@ -36,6 +38,7 @@ export const USAGE = `pnpm demo [options]
   --task=<name>         ${TASK_IDS.map((t) => `${t} (${TASKS[t].title})`).join(' | ')} (default ${DEFAULTS.task})
   --backend=<name>      tensorflow | wasm | cpu (default: best available)
   --train-size=<n>      balanced training subset, the same number per class (default spam ${spam.defaults.trainSize}, fortunes ${TASKS.fortunes.defaults.trainSize})
+  --eval-validation     also evaluate the validation set after training (off: no choice is made on it in a run)
   --eval-size=<n>       cap on validation and test examples evaluated, class-stratified (default spam ${spam.defaults.evalSize}, fortunes ${TASKS.fortunes.defaults.evalSize}; 0 = all)
   --max-length=<n>      tokens per example (default spam ${spam.defaults.maxLength}, fortunes ${TASKS.fortunes.defaults.maxLength})
   --max-chars=<n>       characters kept of each cleaned text before tokenising (default 8 × max-length)
@@ -68,7 +71,7 @@ export function parseOptions(argv: readonly string[]): DemoOptions | 'help' {
   if (!TASK_IDS.includes(task)) throw new Error(`--task: unknown "${task}"; choose from ${TASK_IDS.join(', ')}`);
   given.delete('task');
   const base = { ...DEFAULTS, ...(quick ? TASKS[task].quick : TASKS[task].defaults), ...(quick ? QUICK : {}), task };
-  const options: DemoOptions = { ...base, methods: [...base.methods], quick, learningRates: {} };
+  const options: DemoOptions = { ...base, methods: [...base.methods], quick, evalValidation: false, learningRates: {} };
   for (const [key, value] of given) {
     switch (key) {
       case 'backend': options.backend = value; break;
@@ -80,6 +83,7 @@ export function parseOptions(argv: readonly string[]): DemoOptions | 'help' {
       case 'batch-size': options.batchSize = positiveInt(key, value); break;
       case 'seed': options.seed = positiveInt(key, value, true); break;
       case 'out': options.out = value; break;
+      case 'eval-validation': options.evalValidation = value !== 'false'; break;
       case 'methods': {
         const list = value.split(',').map((s) => s.trim()).filter(Boolean);
         const bad = list.filter((m) => !(ALL_METHODS as readonly string[]).includes(m));

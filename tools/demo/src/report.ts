@@ -32,13 +32,27 @@ export interface MethodResult {
   startBufferBytes: number;
   peakHooked: boolean;
   adapter: { dir: string; bytes: number; files: string[]; what: string };
-  validation: { after: Accuracy };
+  /** Only with --eval-validation (nothing is selected on validation in this run). */
+  validation?: { after: Accuracy };
   test: { before: Accuracy; after: Accuracy };
+  /**
+   * How test.before was obtained: the new (untrained) model's predictions on `texts` test texts were compared
+   * with the pre-trained model's. `unchanged` (max |Δp| ≤ 1e-5): test.before is the pre-trained model's
+   * accuracy (report.model.testAccuracy); otherwise the whole test set was evaluated.
+   */
+  beforeCheck: { texts: number; maxAbsProbabilityDifference: number; unchanged: boolean };
   batchLosses: number[];
   /** The loss-curve chart written for this run. */
   chart: string;
+  /** Wall time of each phase of this method's run, in seconds. */
+  phaseSeconds: PhaseSeconds;
+  /** Live tensors before this method's run (the data sets) and after disposing everything it created: equal when nothing leaked. */
+  tensorsBeforeRun: number;
   tensorsAfterDispose: number;
 }
+
+/** build: fresh model + method applied; evaluateBefore / evaluateAfter: test (and validation) predictions; train: fit; save: files written; reload: fresh base + load + test predictions. */
+export type PhaseSeconds = Partial<Record<'build' | 'evaluateBefore' | 'train' | 'evaluateAfter' | 'save' | 'reload', number>>;
 
 export interface ReloadCheck {
   method: MethodId;
@@ -69,7 +83,8 @@ export interface DemoReport {
     /** Share of examples with at least maxLength tokens (cut to maxLength). */
     filledFraction: number;
   };
-  model: { name: string; params: number; weightBytes: number; loadSeconds: number };
+  /** testAccuracy: the pre-trained model with the seeded head, before any method. */
+  model: { name: string; params: number; weightBytes: number; loadSeconds: number; testAccuracy: Accuracy };
   results: MethodResult[];
   reloadChecks: ReloadCheck[];
   /** Methods asked for that did not run: not available in this checkout, or failed (with the error). */
@@ -129,10 +144,28 @@ export function reducedNote(report: DemoReport): string {
   const notes: string[] = [];
   if (report.options.quick) notes.push('`--quick` smoke-test sizes');
   if (total(d.used.train) < total(d.split.train)) notes.push(`trained on ${total(d.used.train)} of the ${total(d.split.train)} training texts (balanced subset)`);
-  if (total(d.used.test) < total(d.split.test)) notes.push(`evaluated on ${total(d.used.test)} of ${total(d.split.test)} test and ${total(d.used.validation)} of ${total(d.split.validation)} validation texts`);
+  if (total(d.used.test) < total(d.split.test))
+    notes.push(
+      `evaluated on ${total(d.used.test)} of ${total(d.split.test)} test texts` +
+        (report.options.evalValidation ? ` and ${total(d.used.validation)} of ${total(d.split.validation)} validation texts` : ''),
+    );
   if (d.filledFraction > 0) notes.push(`${(100 * d.filledFraction).toFixed(0)}% of texts cut to ${report.options.maxLength} tokens`);
   notes.push(`${report.options.epochs} epoch(s), no learning-rate search (one fixed rate per method)`);
   return `Reduced: ${notes.join('; ')}.`;
+}
+
+/** How the "before" accuracies were obtained. */
+export function beforeNote(report: DemoReport): string {
+  const reused = report.results.filter((r) => r.beforeCheck.unchanged);
+  const evaluated = report.results.filter((r) => !r.beforeCheck.unchanged);
+  const worst = Math.max(0, ...reused.map((r) => r.beforeCheck.maxAbsProbabilityDifference));
+  const parts = [`Test accuracy before training: the pre-trained model with the seeded head scores ${pct(report.model.testAccuracy)}.`];
+  if (reused.length)
+    parts.push(
+      `For ${reused.map((r) => r.id).join(', ')} the untrained model gave the same probabilities as the pre-trained one on ${reused[0].beforeCheck.texts} test texts (max |Δp| ${worst.toExponential(1)}; a new adapter leaves the outputs unchanged), so that score is their "before".`,
+    );
+  if (evaluated.length) parts.push(`${evaluated.map((r) => r.id).join(', ')} change the outputs from the start: evaluated on the whole test set.`);
+  return parts.join(' ');
 }
 
 export function markdownReport(report: DemoReport): string {
@@ -148,7 +181,7 @@ export function markdownReport(report: DemoReport): string {
     '',
     `Model: ${report.model.name}, ${group(report.model.params)} parameters, ${formatBytes(report.model.weightBytes)} of float32 weights (with the ${report.task.classNames.length}-class head). "% of model" is PEFT's trainable% (trainable / all parameters of the model being trained, adapter included).`,
     `Data: ${d.corpus}; ${d.read} texts read, ${d.duplicatesRemoved} duplicates removed; split train ${sizesOf(d.split.train)}, validation ${sizesOf(d.split.validation)}, test ${sizesOf(d.split.test)}.`,
-    `Used: train ${sizesOf(d.used.train)} (balanced), validation ${sizesOf(d.used.validation)}, test ${sizesOf(d.used.test)}; ${report.options.maxLength} tokens per text (mean ${d.meanTokens.toFixed(1)} after cutting; ${(100 * d.filledFraction).toFixed(0)}% fill all ${report.options.maxLength}), each text first cut to ${report.options.maxChars} characters.`,
+    `Used: train ${sizesOf(d.used.train)} (balanced), ${report.options.evalValidation ? `validation ${sizesOf(d.used.validation)}` : 'validation not evaluated (nothing is chosen on it here; `--eval-validation` evaluates it)'}, test ${sizesOf(d.used.test)}; ${report.options.maxLength} tokens per text (mean ${d.meanTokens.toFixed(1)} after cutting; ${(100 * d.filledFraction).toFixed(0)}% fill all ${report.options.maxLength}), each text first cut to ${report.options.maxChars} characters.`,
     reducedNote(report),
     `Training: ${report.options.epochs} epoch(s), batch ${report.options.batchSize}, Adam (learning rate per method: ${report.results.map((r) => `${r.id} ${r.learningRate}`).join(', ')}); every run starts from a fresh copy of the pre-trained model and the same seeded head; every PEFT method also trains a copy of the head (modulesToSave), saved in its adapter.`,
     `Train time / epoch: wall time of fit's epoch (forward, backward, Adam update; ${report.results[0]?.stepsPerEpoch ?? '?'} steps), mean over epochs; it includes the first epoch's warm-up.`,
@@ -156,6 +189,7 @@ export function markdownReport(report: DemoReport): string {
       ? 'Peak tensor memory: the largest `tf.memory().numBytes` at any moment of training, recorded by a hook on the engine\'s byte counter (every tensor allocation and disposal, activations and gradients inside a step included); in brackets the growth over the bytes alive just before training (base model, adapter, data) — optimizer state + activations + gradients. Batch-boundary samples (onBatchBegin/onBatchEnd) are in report.json as sampledPeakBytes. Memory a backend uses outside tensors (TensorFlow scratch space inside a kernel) is not counted.'
       : 'Peak tensor memory: the largest `tf.memory().numBytes` sampled at batch begin/end (the engine hook was not available): tensors alive between steps, not the transient peak inside a step.',
     `Adapter file size: the files written to \`<out>/<method>/\` (PEFT methods: \`saveAdapter\`, adapter_config.json + adapter_model.safetensors incl. the head copy; linear probe: the head weights; full fine-tuning: all weights), in brackets as a share of the model's float32 weights.`,
+    beforeNote(report),
     `vs full FT: test accuracy as a share of full fine-tuning's in this run. Evaluation sets of a few hundred texts: one text is ${d.used.test ? (100 / Object.values(d.used.test).reduce((a, b) => a + b, 0)).toFixed(2) : '?'} points of test accuracy, so differences of a point or two are within noise.`,
     `Loss curves: ${report.results.map((r) => `[${r.id}](${r.chart})`).join(', ')}; all methods: [${report.charts.overview}](${report.charts.overview}).`,
   ];
