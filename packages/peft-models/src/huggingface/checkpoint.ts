@@ -37,22 +37,25 @@ export async function readHuggingFaceCheckpoint(
 ): Promise<CheckpointFiles> {
   const location = typeof source === 'string' && !/^[a-z]+:\/\//i.test(source) ? `file://${source}` : source;
   const store = resolveAdapterStore(location);
+  const configBytes = options.maxConfigBytes ?? 1024 ** 2;
   const read = async (file: string, maxBytes: number) => {
     const bytes = await store.readFile(file, maxBytes);
     if (bytes == null) {
+      // An index that is there but over the bound throws: it exists all the same.
       const sharded =
-        file === 'model.safetensors' && (await store.readFile('model.safetensors.index.json', 1));
+        file === 'model.safetensors' &&
+        (await store.readFile('model.safetensors.index.json', configBytes).then(
+          (index) => index !== null,
+          () => true,
+        ));
       throw new AdapterIOError(
         `${store.url}/${file}`,
-        sharded === null ? 'does not exist' : 'does not exist (sharded checkpoints are not supported)',
+        sharded ? 'does not exist (sharded checkpoints are not supported)' : 'does not exist',
       );
     }
     return bytes;
   };
-  const config = parseJsonObject(
-    await read('config.json', options.maxConfigBytes ?? 1024 ** 2),
-    'config.json',
-  );
+  const config = parseJsonObject(await read('config.json', configBytes), 'config.json');
   const safetensors = await read('model.safetensors', options.maxBytes ?? DEFAULT_MAX_FILE_BYTES);
   return { config, safetensors };
 }

@@ -1,7 +1,10 @@
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, readFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { basename, join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
+import { MemoryAdapterStore } from '@tfjs-peft/core';
 import { checkVariableGradients, describeEachBackend, expectTensorsClose } from '@tfjs-peft/test-utils';
 import {
   gpt2FromHuggingFace,
@@ -210,9 +213,56 @@ describeEachBackend('Hugging Face GPT-2 loader (fixtures/tiny-gpt2)', () => {
     expect(() => gpt2FromHuggingFace({ ...config, activation_function: 'swish' }, bytes)).toThrow(
       /activation_function "swish" is not supported/,
     );
-    await expect(loadGpt2(join(FIXTURE, 'nowhere'))).rejects.toThrow(/config\.json.*does not exist/);
+    await expect(loadGpt2(join(FIXTURE, 'nowhere'))).rejects.toThrow(
+      /nowhere\/config\.json: does not exist$/,
+    );
+    const sharded = new MemoryAdapterStore('memory://sharded-gpt2');
+    await sharded.writeFiles(
+      new Map([
+        ['config.json', new Uint8Array(readFileSync(join(FIXTURE, 'config.json')))],
+        ['model.safetensors.index.json', new TextEncoder().encode('{"weight_map": {}}')],
+      ]),
+    );
+    await expect(loadGpt2(sharded)).rejects.toThrow(
+      /model\.safetensors.*sharded checkpoints are not supported/,
+    );
+    await expect(loadGpt2(FIXTURE, { maxBytes: 1000 })).rejects.toThrow(/more than the limit of 1000/);
   });
 });
+
+describeEachBackend(
+  'GPT-2 from an http:// URL',
+  () => {
+    let server: Server;
+    let url: string;
+
+    beforeAll(async () => {
+      server = createServer((request, response) => {
+        const file = join(FIXTURE, basename(request.url ?? ''));
+        if (!existsSync(file)) {
+          response.writeHead(404).end();
+          return;
+        }
+        const body = readFileSync(file);
+        response.writeHead(200, { 'content-length': body.byteLength }).end(body);
+      });
+      await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+      url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/tiny-gpt2/`;
+    });
+
+    afterAll(() => new Promise<void>((resolve) => server.close(() => resolve())));
+
+    it('reads config.json and model.safetensors over HTTP (bounded) and gives the same logits', async () => {
+      const model = await loadGpt2(url);
+      const logits = logitsOf(model, io.inputs.input_ids, io.inputs.attention_mask);
+      await expectTensorsClose(logits, io.base_outputs.logits, 1e-4);
+      logits.dispose();
+      model.dispose();
+      await expect(loadGpt2(url, { maxBytes: 1000 })).rejects.toThrow(/declares \d+ bytes, more than 1000/);
+    });
+  },
+  { only: ['cpu'] },
+);
 
 // See build-transformer-encoder.test.ts: model.save inside jest fails on tfjs-node (typed-array realms).
 describeEachBackend(
