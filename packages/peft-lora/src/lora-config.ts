@@ -56,7 +56,7 @@ export interface LoraConfigOptions {
    * 'loraOnly': only the biases of the layers LoRA wraps. The user's bias variables train in place
    * (no copy) and are saved with the adapter under PEFT's keys (`<module>.base_layer.bias` for a
    * wrapped layer, `<module>.bias` otherwise). Unlike PEFT, the value from before the adapter is kept:
-   * while the adapter is disabled or inactive the model computes the base outputs exactly, and
+   * while the adapter is disabled or inactive the biases hold their base values bit for bit, and
    * deleteAdapter()/unload() give the biases back bit for bit; mergeAndUnload() keeps the trained
    * ones. One adapter per model may train biases, as in PEFT.
    */
