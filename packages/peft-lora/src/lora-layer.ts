@@ -3,6 +3,7 @@ import * as tfl from '@tensorflow/tfjs-layers';
 import { AdapterNameError, moduleKey, releaseLayerWeights, type PeftLayer } from '@tfjs-peft/core';
 import type { LoraInit } from './lora-config';
 import { TrainedBias } from './lora-trained-bias';
+import { deserializeWrappedLayer } from './wrapped-layer-config';
 
 type LayerVariable = tfl.LayerVariable;
 export type Kwargs = Record<string, unknown>;
@@ -464,12 +465,7 @@ export abstract class LoraLayer extends tfl.layers.Layer implements PeftLayer {
     cls: tf.serialization.SerializableConstructor<T>,
     config: tf.serialization.ConfigDict,
   ): T {
-    const inner = config.layer as { className: string; config: tf.serialization.ConfigDict };
-    const entry = tf.serialization.SerializationMap.getMap().classNameMap[inner.className];
-    if (!entry)
-      throw new AdapterNameError(String(config.name), `wraps an unknown layer class ${inner.className}`);
-    const [innerClass, innerFromConfig] = entry;
-    const layer = innerFromConfig(innerClass, inner.config) as unknown as tfl.layers.Layer;
+    const layer = deserializeWrappedLayer(config);
     return new (cls as unknown as new (args: LoraLayerArgs) => T)({
       layer,
       name: config.name as string,

@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { AdapterNameError, moduleKey, UnsupportedLayerError, type PeftLayer } from '@tfjs-peft/core';
+import { deserializeWrappedLayer } from './wrapped-layer-config';
 
 type LayerVariable = tfl.LayerVariable;
 type Kwargs = Record<string, unknown>;
@@ -262,12 +263,7 @@ export class LoraBiasLayer extends tfl.layers.Layer implements PeftLayer {
     cls: tf.serialization.SerializableConstructor<T>,
     config: tf.serialization.ConfigDict,
   ): T {
-    const inner = config.layer as { className: string; config: tf.serialization.ConfigDict };
-    const entry = tf.serialization.SerializationMap.getMap().classNameMap[inner.className];
-    if (!entry)
-      throw new AdapterNameError(String(config.name), `wraps an unknown layer class ${inner.className}`);
-    const [innerClass, innerFromConfig] = entry;
-    const layer = innerFromConfig(innerClass, inner.config) as unknown as tfl.layers.Layer;
+    const layer = deserializeWrappedLayer(config);
     return new (cls as unknown as new (args: ConstructorParameters<typeof LoraBiasLayer>[0]) => T)({
       layer,
       name: config.name as string,
