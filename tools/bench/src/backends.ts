@@ -6,6 +6,9 @@ import { createRequire } from 'node:module';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 
+/** The wasm backend's XNNPACK thread count once useBackend('wasm') ran, else null. */
+export let wasmThreadsInUse: number | null = null;
+
 export const ALL_BACKENDS = ['tensorflow', 'wasm', 'webgpu', 'cpu'] as const;
 export type BenchBackend = (typeof ALL_BACKENDS)[number];
 
@@ -68,6 +71,7 @@ export async function useBackend(name: BenchBackend, wasmThreads?: number): Prom
       const { selectBackend, wasmThreadCount } = await import('@tfjs-peft/core');
       await selectBackend('wasm', () => undefined, { wasm, wasmThreads: wasmThreads ?? wasmThreadCount() });
       const threads = wasm.getThreadsCount() as number;
+      wasmThreadsInUse = threads;
       return threads === 1 ? 'wasm (SIMD, 1 thread)' : `wasm (SIMD, ${threads} threads: threaded build, Node loader)`;
     }
     case 'tensorflow': {

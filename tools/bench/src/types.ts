@@ -69,6 +69,8 @@ export interface MatMulResult {
 export interface BackendResult {
   backend: string;
   description: string;
+  /** wasm: the XNNPACK thread count the backend reported. */
+  wasmThreads?: number;
   status: 'ok' | 'unavailable' | 'failed';
   note?: string;
   batch: number;

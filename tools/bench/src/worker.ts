@@ -13,7 +13,7 @@ import {
   type GraphModelJson,
   type UniversalSentenceEncoderLiteArtifacts,
 } from '@tfjs-peft/models';
-import { firstLine, useBackend, type BenchBackend } from './backends';
+import { firstLine, useBackend, wasmThreadsInUse, type BenchBackend } from './backends';
 import { countFlops } from './flops';
 import { METHODS, LORA_OPTIONS, type PreparedMethod } from './methods';
 import type { BackendResult, InferenceResult, KernelTime, MethodResult, WorkerRequest } from './types';
@@ -274,6 +274,7 @@ async function main(): Promise<void> {
   };
   try {
     result.description = await useBackend(req.backend as BenchBackend, req.wasmThreads);
+    if (wasmThreadsInUse !== null) result.wasmThreads = wasmThreadsInUse;
   } catch (error) {
     result.status = 'unavailable';
     result.note = firstLine(error);
