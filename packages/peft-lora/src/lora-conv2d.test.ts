@@ -117,6 +117,40 @@ describeEachBackend('LoRA on Conv2D layers', () => {
     base.dispose();
   });
 
+  it("bias 'loraOnly': the convolution's bias trains (finite differences), saved as base_layer.bias, given back on unload", async () => {
+    const base = makeCnn();
+    const original = await snapshotWeights(base);
+    const peft = getPeftModel(
+      base,
+      new LoraConfig({ r: 1, targetModules: ['conv2'], bias: 'loraOnly', initLoraWeights: false }),
+    );
+    expect(peft.model.trainableWeights.map((w) => w.originalName).sort()).toEqual([
+      'conv2/bias',
+      'conv2/lora_A_default',
+      'conv2/lora_B_default',
+    ]);
+    const x = images();
+    const loss = () => tf.tidy(() => tf.sum(tf.square(predict(peft.model, x))) as tf.Scalar);
+    await checkVariableGradients(loss, peft.trainableVariables, {
+      epsilon: 1e-2,
+      tolerance: 1e-2,
+      stride: 2,
+    });
+    const store = new MemoryAdapterStore();
+    await peft.saveAdapter(store);
+    const { parseSafetensors } = await import('@tfjs-peft/core');
+    const file = parseSafetensors(store.files.get('adapter_model.safetensors')!);
+    expect(Object.fromEntries([...file.tensors].map(([k, t]) => [k, t.shape]))).toEqual({
+      'base_model.model.conv2.base_layer.bias': [5],
+      'base_model.model.conv2.lora_A.weight': [1, 4, 3, 3],
+      'base_model.model.conv2.lora_B.weight': [5, 1, 1, 1],
+    });
+    x.dispose();
+    peft.unload();
+    expectWeightsBitIdentical(original, await snapshotWeights(base));
+    base.dispose();
+  });
+
   it('refuses DoRA on a convolution, naming the layer', () => {
     const base = makeCnn();
     expect(() => getPeftModel(base, new LoraConfig({ targetModules: ['conv1'], useDora: true }))).toThrow(
