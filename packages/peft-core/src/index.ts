@@ -14,7 +14,7 @@ export {
 } from './peft-config';
 export type { TargetModules, TaskType } from './peft-config';
 export { registerPeftMethod, getPeftMethod, registeredPeftTypes } from './peft-method-registry';
-export type { PeftMethod, WeightedAdapterRequest } from './peft-method-registry';
+export type { PeftMethod, AdapterFileKeys, WeightedAdapterRequest } from './peft-method-registry';
 export { isPeftLayer } from './peft-layer';
 export type { PeftLayer } from './peft-layer';
 export { matchTargetLayers, moduleKey, editDistance } from './target-matching';

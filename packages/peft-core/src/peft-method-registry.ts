@@ -29,6 +29,14 @@ export interface PeftMethod<C extends PeftConfig = PeftConfig> {
     shapes: ReadonlyMap<string, readonly number[]>,
   ): void;
   /**
+   * Optional: the method's saved keys differ from peft-core's `base_model.model.<module>.<suffix>`
+   * (PEFT's prompt-learning methods save a bare `prompt_embeddings` and `base_model.<module>.…`).
+   * `toFile` maps a key as peft-core builds it to the key written in `adapter_model.safetensors`;
+   * `fromFile` maps a key read from a file back to peft-core's form (returning the key unchanged
+   * accepts peft-core's own layout too). Both apply to every adapter of the method.
+   */
+  readonly fileKeys?: AdapterFileKeys;
+  /**
    * Optional: builds adapter `newName` from existing ones (LoRA's add_weighted_adapter). Adds it to
    * the method's layers and returns its config.
    */
@@ -37,6 +45,12 @@ export interface PeftMethod<C extends PeftConfig = PeftConfig> {
     configs: ReadonlyMap<string, C>,
     request: WeightedAdapterRequest,
   ): Promise<C>;
+}
+
+/** Key mapping between peft-core's saved-key form and a method's file layout (see PeftMethod.fileKeys). */
+export interface AdapterFileKeys {
+  toFile(key: string): string;
+  fromFile(key: string): string;
 }
 
 export interface WeightedAdapterRequest {

@@ -312,8 +312,13 @@ export class PeftModel {
       checkAdapterName(name);
       const prefix = name === 'default' ? '' : `${name}/`;
       const { tensors, moduleKeys } = await this.collectAdapterTensors(name);
-      files.set(`${prefix}${ADAPTER_WEIGHTS_FILE}`, serializeSafetensors(tensors));
-      const json = this.configs.get(name)!.toJson();
+      const config = this.configs.get(name)!;
+      const fileKeys = getPeftMethod(config.peftType).fileKeys;
+      files.set(
+        `${prefix}${ADAPTER_WEIGHTS_FILE}`,
+        serializeSafetensors(fileKeys ? renameKeys(tensors, fileKeys.toFile) : tensors),
+      );
+      const json = config.toJson();
       // Targets given as RegExps are saved as the module paths they matched, which PEFT reads as names.
       if (json.target_modules === null) json.target_modules = moduleKeys;
       files.set(`${prefix}${ADAPTER_CONFIG_FILE}`, new TextEncoder().encode(JSON.stringify(json, null, 2)));
@@ -381,7 +386,10 @@ export class PeftModel {
       options.maxFileBytes ?? DEFAULT_MAX_FILE_BYTES,
     );
     if (!weightBytes) throw new AdapterIOError(store.url, `no ${prefix}${ADAPTER_WEIGHTS_FILE} here`);
-    const file = parseSafetensors(weightBytes, ADAPTER_WEIGHTS_FILE, options.safetensorsLimits);
+    const parsed = parseSafetensors(weightBytes, ADAPTER_WEIGHTS_FILE, options.safetensorsLimits);
+    const file = method.fileKeys
+      ? { ...parsed, tensors: renameKeys(parsed.tensors, method.fileKeys.fromFile) }
+      : parsed;
     // Everything about the files is checked before the model is touched.
     assertFiniteAdapterTensors(file.tensors);
     const mappedShapes = new Map(
@@ -637,6 +645,21 @@ export class PeftModel {
   private assertUsable(): void {
     if (this.unloaded) throw new PeftError('This PeftModel was unloaded; use the model unload() returned');
   }
+}
+
+/** The same tensors under the keys `rename` gives (a method's file layout ↔ peft-core's); two keys may not become one. */
+function renameKeys<T>(tensors: ReadonlyMap<string, T>, rename: (key: string) => string): Map<string, T> {
+  const out = new Map<string, T>();
+  const from = new Map<string, string>();
+  for (const [key, value] of tensors) {
+    const renamed = rename(key);
+    if (out.has(renamed)) {
+      throw new AdapterMismatchError(key, `and "${from.get(renamed)}" both stand for "${renamed}"`);
+    }
+    out.set(renamed, value);
+    from.set(renamed, key);
+  }
+  return out;
 }
 
 /** A saved key with its module path mapped to tfjs names (`base_model.model.<mapped>.<rest>`). */

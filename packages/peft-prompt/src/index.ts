@@ -34,6 +34,7 @@ export {
 } from './prompt-methods';
 export {
   promptAdapterStore,
+  promptFileKeys,
   savePromptAdapter,
   promptFromPretrained,
   loadPromptAdapter,

@@ -20,6 +20,7 @@ import { NoAttentionLayerError, NoEmbeddingLayerError, TokenDimMismatchError } f
 import { PromptAttentionMask, PromptEmbedding, PromptOwnerLayer } from './prompt-embedding';
 import { PrefixAttention } from './prefix-attention';
 import { lstmEncoder, mlpEncoder, PromptParameters } from './prompt-parameters';
+import { promptFileKeys } from './peft-format';
 
 type Layer = tfl.layers.Layer;
 type SymbolicTensor = tfl.SymbolicTensor;
@@ -351,18 +352,21 @@ function injectPrefix(
 export const promptTuningMethod: PeftMethod<PromptTuningConfig> = {
   peftType: 'PROMPT_TUNING',
   configFromJson: (json) => PromptTuningConfig.fromJson(json),
+  fileKeys: promptFileKeys,
   inject: injectVirtualTokens,
 };
 
 export const promptEncoderMethod: PeftMethod<PromptEncoderConfig> = {
   peftType: 'P_TUNING',
   configFromJson: (json) => PromptEncoderConfig.fromJson(json),
+  fileKeys: promptFileKeys,
   inject: injectVirtualTokens,
 };
 
 export const prefixTuningMethod: PeftMethod<PrefixTuningConfig> = {
   peftType: 'PREFIX_TUNING',
   configFromJson: (json) => PrefixTuningConfig.fromJson(json),
+  fileKeys: promptFileKeys,
   inject: injectPrefix,
 };
 

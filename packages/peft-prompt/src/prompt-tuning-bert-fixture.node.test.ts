@@ -8,8 +8,10 @@ import {
   expectWeightsBitIdentical,
   snapshotWeights,
 } from '@tfjs-peft/test-utils';
-import { MemoryAdapterStore, parseSafetensors } from '@tfjs-peft/core';
-import { promptFromPretrained, savePromptAdapter, PromptTuningConfig } from './index';
+import { MemoryAdapterStore, parseSafetensors, PeftModel } from '@tfjs-peft/core';
+// The side-effect import registers the prompt methods with peft-core.
+import './index';
+import type { PromptTuningConfig } from './index';
 
 const FIXTURE = resolve(__dirname, '../../../fixtures/prompt-tuning-bert');
 
@@ -27,7 +29,8 @@ describeEachBackend('PEFT prompt-tuning-bert fixture (written by Hugging Face PE
   it("loads prompt_embeddings + base_model.classifier.* and reproduces PEFT's logits (≤1e-4); disabled = base", async () => {
     const base = bertFromHuggingFace(config, bytes);
     const before = await snapshotWeights(base);
-    const peft = await promptFromPretrained(base, `file://${FIXTURE}`);
+    // Through peft-core's own loader: the prompt methods map PEFT's bare `prompt_embeddings` key.
+    const peft = await PeftModel.fromPretrained(base, `file://${FIXTURE}`);
     expect(peft.peftType).toBe('PROMPT_TUNING');
     const cfg = peft.peftConfig.default as PromptTuningConfig;
     expect([cfg.numVirtualTokens, cfg.tokenDim, cfg.numLayers, cfg.numAttentionHeads]).toEqual([3, 16, 2, 2]);
@@ -41,7 +44,7 @@ describeEachBackend('PEFT prompt-tuning-bert fixture (written by Hugging Face PE
 
     // Saved again: PEFT's keys and shapes, the same values.
     const store = new MemoryAdapterStore('memory://prompt-bert');
-    await savePromptAdapter(peft, store);
+    await peft.saveAdapter(store);
     const saved = parseSafetensors((await store.readFile('adapter_model.safetensors', 1 << 20))!);
     const original = parseSafetensors(
       new Uint8Array(readFileSync(join(FIXTURE, 'adapter_model.safetensors'))),

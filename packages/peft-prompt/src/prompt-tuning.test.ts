@@ -1,6 +1,13 @@
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
-import { countParameters, getPeftModel, MemoryAdapterStore, PeftConfigError } from '@tfjs-peft/core';
+import {
+  countParameters,
+  getPeftModel,
+  MemoryAdapterStore,
+  parseSafetensors,
+  PeftConfigError,
+  PeftModel,
+} from '@tfjs-peft/core';
 import {
   describeEachBackend,
   expectTensorsClose,
@@ -120,12 +127,12 @@ describeEachBackend('Prompt tuning', () => {
     expect(await values(first)).not.toEqual(await values(second));
     expect(peft.getNbTrainableParameters().trainableParams).toBe(5 * WIDTH);
     const store = new MemoryAdapterStore('memory://prompt-two');
-    await savePromptAdapter(peft, store);
+    await peft.saveAdapter(store);
     const baseOut = peft.withAdapterDisabled(() => peft.model.predict([ids, mask]) as tf.Tensor);
     peft.unload();
 
-    const loaded = await promptFromPretrained(base, store);
-    await (await import('./index')).loadPromptAdapter(loaded, store, 'other', { subfolder: 'other' });
+    const loaded = await PeftModel.fromPretrained(base, store);
+    await loaded.loadAdapter(store, 'other', { subfolder: 'other' });
     const reloaded = loaded.model.predict([ids, mask]) as tf.Tensor;
     await expectTensorsClose(reloaded, first, 0);
     loaded.setAdapter('other');
@@ -137,6 +144,26 @@ describeEachBackend('Prompt tuning', () => {
     await expectTensorsClose(plain, baseOut, 0);
     await expect(loaded.mergeAdapter()).resolves.toBeUndefined();
     tf.dispose([ids, mask, first, second, baseOut, again, plain, reloaded]);
+    loaded.unload().dispose();
+  });
+
+  it("peft.saveAdapter writes PEFT's keys; the deprecated savePromptAdapter/promptFromPretrained still work", async () => {
+    const base = encoderClassifier();
+    const [ids, mask] = tokens([4, 2], 4);
+    const peft = getPeftModel(base, new PromptTuningConfig({ numVirtualTokens: 3, modulesToSave: ['classifier'] }));
+    const out = peft.model.predict([ids, mask]) as tf.Tensor;
+    const store = new MemoryAdapterStore('memory://prompt-keys');
+    await peft.saveAdapter(store);
+    const keys = [...parseSafetensors(store.files.get('adapter_model.safetensors')!).tensors.keys()].sort();
+    expect(keys).toEqual(['base_model.classifier.bias', 'base_model.classifier.weight', 'prompt_embeddings']);
+    const viaWrapper = new MemoryAdapterStore('memory://prompt-keys-wrapper');
+    await savePromptAdapter(peft, viaWrapper);
+    expect(viaWrapper.files.get('adapter_model.safetensors')).toEqual(store.files.get('adapter_model.safetensors'));
+    peft.unload();
+    const loaded = await promptFromPretrained(base, store);
+    const again = loaded.model.predict([ids, mask]) as tf.Tensor;
+    await expectTensorsClose(again, out, 0);
+    tf.dispose([ids, mask, out, again]);
     loaded.unload().dispose();
   });
 
