@@ -164,7 +164,8 @@ export function beforeNote(report: DemoReport): string {
     parts.push(
       `For ${reused.map((r) => r.id).join(', ')} the untrained model gave the same probabilities as the pre-trained one on ${reused[0].beforeCheck.texts} test texts (max |Δp| ${worst.toExponential(1)}; a new adapter leaves the outputs unchanged), so that score is their "before".`,
     );
-  if (evaluated.length) parts.push(`${evaluated.map((r) => r.id).join(', ')} change the outputs from the start: evaluated on the whole test set.`);
+  if (evaluated.length)
+    parts.push(`${evaluated.map((r) => r.id).join(', ')} ${evaluated.length === 1 ? 'changes' : 'change'} the outputs from the start: evaluated on the whole test set.`);
   return parts.join(' ');
 }
 
