@@ -44,4 +44,5 @@ export {
   NoAttentionLayerError,
   TokenDimMismatchError,
   PromptNotMergeableError,
+  PromptModelNotSerializableError,
 } from './prompt-errors';

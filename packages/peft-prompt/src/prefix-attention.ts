@@ -8,9 +8,10 @@ type Kwargs = Record<string, unknown>;
 /**
  * Prefix tuning around one attention core (`MultiHeadAttentionCore` of @tfjs-peft/models, inputs
  * `[query, key, value, keyMask?]`): keys become [prefixK; keys], values [prefixV; values], the mask
- * [1…1; mask]. All layers read one prompt tensor [n, numLayers·2·width] (PEFT's layout: for layer
- * i, columns [2i·width, (2i+1)·width) are the key prefix and the next `width` the value prefix),
- * held by layer 0, which alone reports the adapter's variables and saved state.
+ * [1…1; mask]. All layers read one prompt tensor [n, Σ 2·widthᵢ] (PEFT's layout when every width is
+ * the same: for layer i, columns [2i·width, (2i+1)·width) are the key prefix and the next `width` the
+ * value prefix; with per-layer widths, layer i's key then value columns start at `offset` =
+ * Σ_{j<i} 2·widthⱼ), held by layer 0, which alone reports the adapter's variables and saved state.
  */
 export class PrefixAttention extends PromptOwnerLayer {
   static className = 'PrefixAttention';
@@ -18,18 +19,21 @@ export class PrefixAttention extends PromptOwnerLayer {
   readonly baseLayer: tfl.layers.Layer;
 
   constructor(
-    args: { name: string; core: tfl.layers.Layer; layerIndex: number; width: number },
+    args: { name: string; core: tfl.layers.Layer; layerIndex: number; width: number; offset?: number },
     private readonly owner: PrefixAttention | null,
   ) {
     super({ name: args.name, trainable: true });
     this.baseLayer = args.core;
     this.layerIndex = args.layerIndex;
     this.width = args.width;
+    this.offset = args.offset ?? 2 * args.layerIndex * args.width;
     this.built = true;
   }
 
   readonly layerIndex: number;
   readonly width: number;
+  /** First column of this layer's key prefix in the shared prompt tensor (its value prefix follows). */
+  readonly offset: number;
 
   protected override get ownsParameters(): boolean {
     return this.owner === null;
@@ -73,16 +77,14 @@ export class PrefixAttention extends PromptOwnerLayer {
       const w = this.width;
       const prefix = (offset: number) =>
         tf.tile(tf.expandDims(tf.slice(prompt, [0, offset], [n, w]), 0), [batch, 1, 1]);
-      const keys = tf.concat([prefix(2 * this.layerIndex * w), key], 1);
-      const values = tf.concat([prefix((2 * this.layerIndex + 1) * w), value], 1);
+      const keys = tf.concat([prefix(this.offset), key], 1);
+      const values = tf.concat([prefix(this.offset + w), value], 1);
       const next = [query, keys, values];
       if (mask != null) next.push(tf.concat([tf.ones([batch, n], mask.dtype), mask], 1));
       return this.baseLayer.call(next, callArgs);
     });
   }
 
-  override getConfig(): tf.serialization.ConfigDict {
-    return { ...super.getConfig(), layerIndex: this.layerIndex, width: this.width };
-  }
+  // getConfig: PromptOwnerLayer's, which refuses serialisation with PromptModelNotSerializableError.
 }
 tf.serialization.registerClass(PrefixAttention);

@@ -210,6 +210,13 @@ export interface PrefixTuningOptions extends PromptLearningOptions {
   prefixProjection?: boolean;
   /** Hidden width of that MLP; default tokenDim. */
   encoderHiddenSize?: number | null;
+  /**
+   * Key/value width of each attention layer, for models whose attention widths differ per block
+   * (the Universal Sentence Encoder lite: 256, then 512); default: read from the model. Null when
+   * they are all `tokenDim` (PEFT's case). Saved as `tfjs_peft_layer_token_dims`, our extension of
+   * PEFT's config: the prefix is then [n, Σ 2·widthᵢ], layer i's key then value columns in turn.
+   */
+  layerTokenDims?: readonly number[] | null;
 }
 
 /** Prefix tuning (Li & Liang 2021): learned key and value prefixes for every attention layer. */
@@ -217,11 +224,16 @@ export class PrefixTuningConfig extends PromptLearningConfig {
   readonly peftType = 'PREFIX_TUNING';
   readonly prefixProjection: boolean;
   encoderHiddenSize: number | null;
+  layerTokenDims: number[] | null;
 
   constructor(options: PrefixTuningOptions) {
     super(options);
     this.prefixProjection = requireBoolean('prefixProjection', options.prefixProjection ?? false);
     this.encoderHiddenSize = optionalInteger('encoderHiddenSize', options.encoderHiddenSize, 1);
+    const dims = options.layerTokenDims;
+    if (dims != null && (!Array.isArray(dims) || dims.length === 0))
+      throw new PeftConfigError('layerTokenDims', dims, 'expected a non-empty list of widths, one per attention layer');
+    this.layerTokenDims = dims == null ? null : dims.map((d, i) => requireInteger(`layerTokenDims[${i}]`, d, 1));
   }
 
   toJson(): Record<string, unknown> {
@@ -229,19 +241,22 @@ export class PrefixTuningConfig extends PromptLearningConfig {
       ...this.promptJson(),
       encoder_hidden_size: this.encoderHiddenSize,
       prefix_projection: this.prefixProjection,
+      // Our extension, written only for per-layer widths: PEFT's own files stay as PEFT writes them.
+      ...(this.layerTokenDims ? { tfjs_peft_layer_token_dims: this.layerTokenDims } : {}),
     };
   }
 
   static fromJson(json: Record<string, unknown>): PrefixTuningConfig {
     const common = PromptLearningConfig.commonFromJson(
       json,
-      ['encoder_hidden_size', 'prefix_projection'],
+      ['encoder_hidden_size', 'prefix_projection', 'tfjs_peft_layer_token_dims'],
       'PrefixTuningConfig',
     );
     return new PrefixTuningConfig({
       ...common,
       prefixProjection: (json.prefix_projection as boolean | undefined) ?? false,
       encoderHiddenSize: (json.encoder_hidden_size as number | null) ?? null,
+      layerTokenDims: (json.tfjs_peft_layer_token_dims as number[] | null | undefined) ?? null,
     });
   }
 }

@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { AdapterNameError, PeftError, type PeftLayer } from '@tfjs-peft/core';
-import { PromptNotMergeableError } from './prompt-errors';
+import { PromptModelNotSerializableError, PromptNotMergeableError } from './prompt-errors';
 
 const NOT_MERGEABLE = 'prompt methods prepend learned tokens or prefixes, which are not a change of any weight';
 import type { PromptParameters, VariableFactory } from './prompt-parameters';
@@ -171,8 +171,9 @@ export abstract class PromptOwnerLayer extends tfl.layers.Layer implements PeftL
     }
   }
 
+  /** Refused with a typed error: see PromptModelNotSerializableError (reached by model.save()/toJSON()). */
   override getConfig(): tf.serialization.ConfigDict {
-    return { ...super.getConfig(), adapters: this.adapterNames() };
+    throw new PromptModelNotSerializableError(this.name);
   }
 }
 
@@ -320,5 +321,9 @@ export class PromptAttentionMask extends tfl.layers.Layer implements PeftLayer {
     return new Map();
   }
   loadAdapterState(): void {}
+
+  override getConfig(): tf.serialization.ConfigDict {
+    throw new PromptModelNotSerializableError(this.name);
+  }
 }
 tf.serialization.registerClass(PromptAttentionMask);

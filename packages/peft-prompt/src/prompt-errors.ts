@@ -35,5 +35,22 @@ export class TokenDimMismatchError extends PeftError {
   }
 }
 
+/**
+ * `model.save()` / `toJSON()` of a model with a prompt attached: the prompt layers hold references to
+ * the model's own layers and adapters that tfjs' layer serialisation cannot express. Save the base
+ * model (after `peft.unload()`) and the adapter (`peft.saveAdapter`) separately.
+ */
+export class PromptModelNotSerializableError extends PeftError {
+  constructor(readonly layerName: string) {
+    super(
+      `Layer "${layerName}" (a prompt adapter) cannot be serialised by tfjs: model.save()/toJSON() of a ` +
+        'prompt-adapted model is not supported. Save the adapter with peft.saveAdapter(location) (a few KB, ' +
+        "Hugging Face PEFT's format) and the base model with peft.unload().save(...); reload with " +
+        'PeftModel.fromPretrained(await tf.loadLayersModel(...), location). mergeAndUnload() does not apply: ' +
+        'prompts are not a change of any weight.',
+    );
+  }
+}
+
 /** Prompt methods prepend learned tokens or prefixes: nothing to fold into weights (peft-core's error). */
 export { AdapterNotMergeableError as PromptNotMergeableError } from '@tfjs-peft/core';

@@ -280,36 +280,63 @@ function embeddingInfoOf(layer: PromptEmbedding): EmbeddingInfo {
   return info;
 }
 
+/** Widths per layer: `layerTokenDims` filled from the model when they differ, or checked; `tokenDim` is layer 0's. */
+function settleWidths(config: PrefixTuningConfig, widths: readonly number[], where: (i: number) => string): void {
+  settle(config, 'tokenDim', widths[0], where(0));
+  const uniform = widths.every((w) => w === widths[0]);
+  const given = config.layerTokenDims;
+  if (given == null) {
+    if (!uniform) config.layerTokenDims = [...widths];
+    return;
+  }
+  if (given.length !== widths.length)
+    throw new TokenDimMismatchError('tfjs_peft_layer_token_dims (length)', given.length, widths.length, 'the model (attention layers)');
+  given.forEach((w, i) => {
+    if (w !== widths[i]) throw new TokenDimMismatchError(`tfjs_peft_layer_token_dims[${i}]`, w, widths[i], where(i));
+  });
+  if (uniform) config.layerTokenDims = null;
+}
+
 function injectPrefix(
   model: tfl.LayersModel,
   config: PrefixTuningConfig,
   adapterName: string,
 ): tfl.LayersModel {
   keepPresentHeads(model, config);
-  const existing = collectLayers(model).filter((l): l is PrefixAttention => l instanceof PrefixAttention);
+  const existing = collectLayers(model)
+    .filter((l): l is PrefixAttention => l instanceof PrefixAttention)
+    .sort((a, b) => a.layerIndex - b.layerIndex);
   if (existing.length) {
-    const owner = existing.find((l) => l.layerIndex === 0)!;
-    settle(config, 'tokenDim', owner.width, 'the attention layers');
+    const owner = existing[0];
+    settleWidths(
+      config,
+      existing.map((l) => l.width),
+      (i) => `attention layer "${existing[i].baseLayer.name}"`,
+    );
     settle(config, 'numLayers', existing.length, 'the model (attention layers)');
     if (config.numAttentionHeads == null)
       config.numAttentionHeads = (owner.baseLayer as unknown as { numHeads: number }).numHeads;
+    const total = existing.reduce((sum, l) => sum + 2 * l.width, 0);
     const parameters = buildParameters(
       owner,
       config,
       adapterName,
-      2 * existing.length * owner.width,
-      () => tf.randomNormal([config.numVirtualTokens, 2 * existing.length * owner.width]) as tf.Tensor2D,
+      total,
+      () => tf.randomNormal([config.numVirtualTokens, total]) as tf.Tensor2D,
     );
     existing.forEach((l) => l.addPrompt(adapterName, parameters));
     return model;
   }
   const cores = attentionCores(model);
   if (cores.length === 0) throw new NoAttentionLayerError(model.name);
-  const width = inputWidth(cores[0], 1);
-  cores.forEach((core) => {
-    settle(config, 'tokenDim', inputWidth(core, 1), `attention layer "${core.name}" (key width)`);
-    settle(config, 'tokenDim', inputWidth(core, 2), `attention layer "${core.name}" (value width)`);
+  // Each layer's prefix has its own key width; values must match it (keys and values share a row).
+  const widths = cores.map((core) => {
+    const width = inputWidth(core, 1);
+    if (inputWidth(core, 2) !== width)
+      throw new TokenDimMismatchError('token_dim', width, inputWidth(core, 2), `attention layer "${core.name}" (value width)`);
+    return width;
   });
+  settleWidths(config, widths, (i) => `attention layer "${cores[i].name}" (key width)`);
   settle(config, 'numLayers', cores.length, 'the model (attention layers)');
   settle(
     config,
@@ -319,15 +346,17 @@ function injectPrefix(
   );
   let owner: PrefixAttention | null = null;
   const wrappers = new Map<Layer, PrefixAttention>();
+  let offset = 0;
   cores.forEach((core, i) => {
     const wrapper = new PrefixAttention(
-      { name: uniqueName(model, `${core.name}/prefix`), core, layerIndex: i, width },
+      { name: uniqueName(model, `${core.name}/prefix`), core, layerIndex: i, width: widths[i], offset },
       owner,
     );
+    offset += 2 * widths[i];
     owner ??= wrapper;
     wrappers.set(core, wrapper);
   });
-  const prefixWidth = 2 * cores.length * width;
+  const prefixWidth = offset;
   const parameters = buildParameters(
     owner!,
     config,
