@@ -13,6 +13,7 @@ import {
 } from '@tfjs-peft/test-utils';
 import { LoraConfig } from '../../peft-lora/src/index';
 import { PeftError } from './errors';
+import { frozenTransposeCacheSize } from './frozen-dense';
 import { getPeftModel } from './get-peft-model';
 import { NonFiniteLossError, nonFiniteLossGuard } from './non-finite-guard';
 
@@ -150,8 +151,9 @@ describeEachBackend('nonFiniteLossGuard', () => {
     await peft.model.fit(x, y, { epochs: 2, batchSize: 8, verbose: 0, callbacks: [guard] });
     expect(guard.restored).toBeNull();
     expect(peft.model.stopTraining).toBe(false);
-    // fit's own bookkeeping aside, the guard holds nothing after training.
-    expect(tf.memory().numTensors).toBe(tensorsBefore);
+    // fit's own bookkeeping aside, the guard holds nothing after training. (On wasm the frozen
+    // kernels' cached transposes, taken in the first step and held until unload, are not the guard's.)
+    expect(tf.memory().numTensors - frozenTransposeCacheSize().kernels).toBe(tensorsBefore);
     optimizer.dispose();
     tf.dispose([x, y]);
     peft.unload();
