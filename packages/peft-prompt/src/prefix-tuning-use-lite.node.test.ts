@@ -47,7 +47,9 @@ describeEachBackend(
       const loss = optimizer.minimize(
         () => {
           const out = peft.model.predict(inputs) as tf.Tensor2D;
-          return tf.neg(tf.sum(tf.mul(tf.slice(out, [0, 0], [1, -1]), tf.slice(out, [1, 0], [1, -1])))) as tf.Scalar;
+          return tf.neg(
+            tf.sum(tf.mul(tf.slice(out, [0, 0], [1, -1]), tf.slice(out, [1, 0], [1, -1]))),
+          ) as tf.Scalar;
         },
         true,
         peft.trainableVariables,
