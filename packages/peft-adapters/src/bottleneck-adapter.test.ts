@@ -531,6 +531,32 @@ describeEachBackend('Bottleneck adapters after named layers (MLP, CNN)', () => {
     disposeAll(reloaded, base);
   });
 
+  it('a config whose reduction_factor asks for wider bottlenecks than the file holds is refused before anything is allocated', async () => {
+    const base = makeMlp();
+    const peft = getPeftModel(
+      base,
+      new BottleneckConfig({ placement: { after: 'fc2' }, reductionFactor: 2 }),
+    );
+    const store = new MemoryAdapterStore();
+    await peft.saveAdapter(store);
+    peft.unload();
+    const config = JSON.parse(new TextDecoder().decode(store.files.get('adapter_config.json')!));
+    // 8 / 1e-4 = 80,000 units: a few hundred bytes of config must not allocate megabytes.
+    store.files.set(
+      'adapter_config.json',
+      new TextEncoder().encode(JSON.stringify({ ...config, reduction_factor: 1e-4 })),
+    );
+    const baseBefore = await snapshotWeights(base);
+    const memory = tf.memory();
+    await expect(PeftModel.fromPretrained(base, store)).rejects.toThrow(
+      /fc2\.adapter_down\.weight.*reduction_factor 0\.0001 gives a bottleneck of 80000 units.*widest is 4/,
+    );
+    expect(tf.memory().numTensors).toBe(memory.numTensors);
+    expect(tf.memory().numBytes).toBe(memory.numBytes);
+    expectWeightsBitIdentical(baseBefore, await snapshotWeights(base));
+    disposeAll(null, base);
+  });
+
   it('attach → unload, 20 times, leaves no tensor and no variable behind', async () => {
     const base = makeMlp();
     const x = mlpInputs();

@@ -1,5 +1,6 @@
 import type * as tfl from '@tensorflow/tfjs-layers';
 import {
+  AdapterMismatchError,
   collectLayers,
   isPeftLayer,
   matchTargetLayers,
@@ -97,30 +98,60 @@ function uniqueName(wanted: string, taken: Set<string>): string {
   return name;
 }
 
+/** The user's layers (wrappers stand for their base layer) mapped to the layer in the graph. */
+function graphLayers(layers: readonly Layer[]): Map<Layer, Layer> {
+  // Match against the user's layers: inserted adapters are not targets, wrappers stand for their base.
+  const graphLayerOf = new Map<Layer, Layer>();
+  for (const layer of layers) {
+    if (!isPeftLayer(layer)) graphLayerOf.set(layer, layer);
+    else if (layer.baseLayer) graphLayerOf.set(layer.baseLayer, layer);
+  }
+  return graphLayerOf;
+}
+
+/** Each targeted layer with its output width and the adapter's bottleneck width there. */
+function planAdapters(graphLayerOf: ReadonlyMap<Layer, Layer>, config: BottleneckConfig) {
+  const selected = matchTargetLayers([...graphLayerOf.keys()], presetTargets(config.placement));
+  return selected.map((target) => {
+    const width = outputWidth(graphLayerOf.get(target)!);
+    const bottleneck = Math.floor(width / config.reductionFactor);
+    if (bottleneck < 1) throw new BottleneckSizeError(target.name, width, config.reductionFactor);
+    return { target, width, bottleneck };
+  });
+}
+
 /** Model-level bottleneck adapters: inserts (or extends) one BottleneckAdapter per placement point. */
 export const bottleneckMethod: PeftMethod<BottleneckConfig> = {
   peftType: 'BOTTLENECK',
   configFromJson: (json) => BottleneckConfig.fromJson(json),
+  checkConfigAgainstFile(model, config, shapes) {
+    // Before any variable exists: a tiny reduction_factor must not make the loader allocate
+    // bottlenecks far wider than any the file holds.
+    const fileBottlenecks = [...shapes]
+      .filter(([key]) => key.endsWith('.adapter_down.weight'))
+      .map(([, shape]) => shape[0] ?? 0);
+    const largest = Math.max(0, ...fileBottlenecks);
+    for (const { target, bottleneck } of planAdapters(graphLayers(collectLayers(model)), config)) {
+      if (bottleneck > largest) {
+        throw new AdapterMismatchError(
+          `${target.name}.adapter_down.weight`,
+          `adapter_config.json's reduction_factor ${config.reductionFactor} gives a bottleneck of ` +
+            `${bottleneck} units after layer "${target.name}" but the file's widest is ${largest}`,
+        );
+      }
+    }
+  },
   inject(model, config, adapterName) {
     const layers = collectLayers(model);
     const kind: BottleneckAdapterKind = config.placement === 'parallel' ? 'parallel' : 'sequential';
     const existing = new Map<string, BottleneckAdapter>();
     for (const layer of layers)
       if (layer instanceof BottleneckAdapter) existing.set(`${layer.kind}:${layer.targetLayerName}`, layer);
-    // Match against the user's layers: inserted adapters are not targets, wrappers stand for their base.
-    const graphLayerOf = new Map<Layer, Layer>();
-    for (const layer of layers) {
-      if (!isPeftLayer(layer)) graphLayerOf.set(layer, layer);
-      else if (layer.baseLayer) graphLayerOf.set(layer.baseLayer, layer);
-    }
-    const selected = matchTargetLayers([...graphLayerOf.keys()], presetTargets(config.placement));
-    const plan = selected.map((target) => {
-      const width = outputWidth(graphLayerOf.get(target)!);
-      const bottleneck = Math.floor(width / config.reductionFactor);
-      if (bottleneck < 1) throw new BottleneckSizeError(target.name, width, config.reductionFactor);
-      const entry = kind === 'parallel' ? feedForwardEntry(graphLayerOf.get(target)!) : null;
-      return { target, width, bottleneck, entry };
-    });
+    const graphLayerOf = graphLayers(layers);
+    const plan = planAdapters(graphLayerOf, config).map((step) => ({
+      ...step,
+      entry: kind === 'parallel' ? feedForwardEntry(graphLayerOf.get(step.target)!) : null,
+    }));
 
     const takenNames = new Set(layers.map((l) => l.name));
     // New layers follow the composition already chosen for this model's adapters.
