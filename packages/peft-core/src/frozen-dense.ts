@@ -171,19 +171,20 @@ export function frozenDense(
     if (activation === 'relu') return tf.mul(flatDy, tf.step(flatY));
     return tf.where(tf.greater(flatY, 0), flatDy, tf.mul(flatDy, tf.add(flatY, 1)));
   };
-  // dx = dPre·Wᵀ. On wasm as an untransposed 2-D product (XNNPACK), with Wᵀ cached for a frozen
-  // kernel variable (taken now, in the forward pass, so the backward pass runs no transpose).
-  const transposed = cachingTransposes() ? cachedTranspose(kernel) : null;
-  const untransposed = transposed !== null || untransposedBackward();
-  const inputGradient = (dPre: tf.Tensor) =>
-    tf.reshape(
+  // dx = dPre·Wᵀ. On wasm as an untransposed 2-D product (XNNPACK), with Wᵀ of a frozen kernel
+  // variable cached at its first backward pass (so later steps run no transpose, and inference,
+  // which never runs a backward pass, never pays the cache's memory).
+  const inputGradient = (dPre: tf.Tensor) => {
+    const transposed = cachingTransposes() ? cachedTranspose(kernel) : null;
+    return tf.reshape(
       transposed !== null
         ? tf.matMul(dPre as tf.Tensor2D, transposed)
-        : untransposed
+        : untransposedBackward()
           ? tf.matMul(dPre as tf.Tensor2D, tf.transpose(kernel) as tf.Tensor2D)
           : tf.matMul(dPre, kernel, false, true),
       inputShape,
     );
+  };
   if (bias === null) {
     return tf.customGrad(((input: tf.Tensor, save: tf.GradSaveFunc) => {
       const value = forward(input, undefined);
