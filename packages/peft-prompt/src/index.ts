@@ -5,6 +5,7 @@ export {
   PromptTuningConfig,
   PrefixTuningConfig,
   PromptEncoderConfig,
+  MAX_ENCODER_HIDDEN_SIZE,
   PromptLearningConfig,
 } from './prompt-config';
 export type {
@@ -20,10 +21,11 @@ export {
   PromptEmbedding,
   PromptAttentionMask,
   PromptOwnerLayer,
+  PromptFollowerLayer,
   PROMPT_MODULE,
   PROMPT_STATE_KEY,
 } from './prompt-embedding';
-export { PrefixAttention } from './prefix-attention';
+export { PrefixAttention, PrefixPositionOffset } from './prefix-attention';
 export {
   promptTuningMethod,
   promptEncoderMethod,

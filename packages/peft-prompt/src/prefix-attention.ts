@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
-import { PromptOwnerLayer } from './prompt-embedding';
+import { PROMPT_MODULE, PromptFollowerLayer, PromptOwnerLayer } from './prompt-embedding';
 import type { PromptParameters } from './prompt-parameters';
 
 type Kwargs = Record<string, unknown>;
@@ -88,3 +88,77 @@ export class PrefixAttention extends PromptOwnerLayer {
   // getConfig: PromptOwnerLayer's, which refuses serialisation with PromptModelNotSerializableError.
 }
 tf.serialization.registerClass(PrefixAttention);
+
+/**
+ * Prefix tuning's position shift: wraps the model's `TokenAndPositionEmbedding` (@tfjs-peft/models)
+ * and calls it with `positionOffset` = the active prefix's number of virtual tokens, so the real
+ * tokens take positions n.., n+1, … — what Hugging Face transformers does when PEFT passes the
+ * prefixes as `past_key_values` (GPT-2 and BERT alike: `past_key_values_length` offsets the position
+ * ids). With the adapters disabled or no prefix active the offset is 0 (the base model exactly). It
+ * follows the adapters of the prefix layer that owns the parameters and owns nothing itself; tfjs's
+ * `predict` does not replay per-node call kwargs, hence a layer.
+ */
+export class PrefixPositionOffset extends PromptFollowerLayer {
+  static className = 'PrefixPositionOffset';
+  readonly peftType = 'PREFIX_TUNING';
+  readonly baseLayer: tfl.layers.Layer;
+
+  constructor(
+    args: { name: string; embedding: tfl.layers.Layer },
+    readonly prefix: PrefixAttention,
+  ) {
+    super({ name: args.name, trainable: true });
+    this.baseLayer = args.embedding;
+    this.built = true;
+  }
+
+  protected get leader(): PrefixAttention {
+    return this.prefix;
+  }
+
+  get moduleName(): string {
+    return `${PROMPT_MODULE}.position_offset`;
+  }
+
+  /** The first position of the real tokens now: the active prefixes' total rows (0 when disabled). */
+  get positionOffset(): number {
+    return this.prefix.activeRows();
+  }
+
+  override build(): void {
+    this.built = true;
+  }
+
+  override computeOutputShape(inputShape: tfl.Shape | tfl.Shape[]): tfl.Shape | tfl.Shape[] {
+    return this.baseLayer.computeOutputShape(inputShape);
+  }
+
+  override call(inputs: tf.Tensor | tf.Tensor[], kwargs: Kwargs): tf.Tensor | tf.Tensor[] {
+    const callArgs = { ...kwargs };
+    delete callArgs.mask;
+    const offset = this.positionOffset;
+    return this.baseLayer.call(inputs, offset === 0 ? callArgs : { ...callArgs, positionOffset: offset });
+  }
+
+  // The wrapped embedding's weights stay the model's (frozen by PeftModel); this layer owns none.
+  override get trainableWeights(): tfl.LayerVariable[] {
+    return [];
+  }
+
+  override set trainableWeights(weights: tfl.LayerVariable[]) {
+    super.trainableWeights = weights;
+  }
+
+  override get nonTrainableWeights(): tfl.LayerVariable[] {
+    return this.baseLayer.weights;
+  }
+
+  override set nonTrainableWeights(weights: tfl.LayerVariable[]) {
+    super.nonTrainableWeights = weights;
+  }
+
+  override disposeWeights(): number {
+    return 0;
+  }
+}
+tf.serialization.registerClass(PrefixPositionOffset);

@@ -42,9 +42,16 @@ const COMMON_JSON = [
   'num_layers',
 ];
 
-function optionalInteger(field: string, value: unknown, min: number): number | null {
-  return value == null ? null : requireInteger(field, value, min);
+function optionalInteger(field: string, value: unknown, min: number, max?: number): number | null {
+  return value == null ? null : requireInteger(field, value, min, max);
 }
+
+/**
+ * Largest `encoder_hidden_size` accepted (a prompt encoder's hidden width: PEFT's default is the
+ * model's width, 8192 for the largest common LLMs). A hostile adapter_config.json must not be able to
+ * ask for an MLP of hidden² parameters beyond any real model.
+ */
+export const MAX_ENCODER_HIDDEN_SIZE = 16384;
 
 /**
  * Fields of Hugging Face PEFT's PromptLearningConfig. `tokenDim`, `numLayers` and
@@ -217,6 +224,12 @@ export interface PrefixTuningOptions extends PromptLearningOptions {
    * PEFT's config: the prefix is then [n, Σ 2·widthᵢ], layer i's key then value columns in turn.
    */
   layerTokenDims?: readonly number[] | null;
+  /**
+   * PEFT's `init_weights`: null (default) initialises the prefix at random (N(0, 1), or the MLP's
+   * default init with `prefixProjection`); 'zero' makes the prefix zero (with `prefixProjection`, the
+   * MLP's last layer), PEFT's no-op start.
+   */
+  initWeights?: 'zero' | null;
 }
 
 /** Prefix tuning (Li & Liang 2021): learned key and value prefixes for every attention layer. */
@@ -225,11 +238,18 @@ export class PrefixTuningConfig extends PromptLearningConfig {
   readonly prefixProjection: boolean;
   encoderHiddenSize: number | null;
   layerTokenDims: number[] | null;
+  readonly initWeights: 'zero' | null;
 
   constructor(options: PrefixTuningOptions) {
     super(options);
     this.prefixProjection = requireBoolean('prefixProjection', options.prefixProjection ?? false);
-    this.encoderHiddenSize = optionalInteger('encoderHiddenSize', options.encoderHiddenSize, 1);
+    this.encoderHiddenSize = optionalInteger(
+      'encoderHiddenSize',
+      options.encoderHiddenSize,
+      1,
+      MAX_ENCODER_HIDDEN_SIZE,
+    );
+    this.initWeights = options.initWeights == null ? null : requireOneOf('initWeights', options.initWeights, ['zero'] as const);
     const dims = options.layerTokenDims;
     if (dims != null && (!Array.isArray(dims) || dims.length === 0))
       throw new PeftConfigError('layerTokenDims', dims, 'expected a non-empty list of widths, one per attention layer');
@@ -243,17 +263,23 @@ export class PrefixTuningConfig extends PromptLearningConfig {
       prefix_projection: this.prefixProjection,
       // Our extension, written only for per-layer widths: PEFT's own files stay as PEFT writes them.
       ...(this.layerTokenDims ? { tfjs_peft_layer_token_dims: this.layerTokenDims } : {}),
+      // PEFT ≥ 0.21's field; written only when set, so that older PEFT versions still read the file.
+      ...(this.initWeights ? { init_weights: this.initWeights } : {}),
     };
   }
 
   static fromJson(json: Record<string, unknown>): PrefixTuningConfig {
     const common = PromptLearningConfig.commonFromJson(
       json,
-      ['encoder_hidden_size', 'prefix_projection', 'tfjs_peft_layer_token_dims'],
+      ['encoder_hidden_size', 'prefix_projection', 'tfjs_peft_layer_token_dims', 'init_weights'],
       'PrefixTuningConfig',
     );
+    const initWeights = json.init_weights;
+    if (initWeights != null && initWeights !== 'zero')
+      throw new PeftConfigError('init_weights', initWeights, 'expected null (random, PEFT\'s default) or "zero"');
     return new PrefixTuningConfig({
       ...common,
+      initWeights: initWeights as 'zero' | null | undefined,
       prefixProjection: (json.prefix_projection as boolean | undefined) ?? false,
       encoderHiddenSize: (json.encoder_hidden_size as number | null) ?? null,
       layerTokenDims: (json.tfjs_peft_layer_token_dims as number[] | null | undefined) ?? null,
@@ -290,7 +316,12 @@ export class PromptEncoderConfig extends PromptLearningConfig {
       options.encoderReparameterizationType ?? 'MLP',
       ['MLP', 'LSTM'] as const,
     );
-    this.encoderHiddenSize = optionalInteger('encoderHiddenSize', options.encoderHiddenSize, 1);
+    this.encoderHiddenSize = optionalInteger(
+      'encoderHiddenSize',
+      options.encoderHiddenSize,
+      1,
+      MAX_ENCODER_HIDDEN_SIZE,
+    );
     this.encoderNumLayers = requireInteger('encoderNumLayers', options.encoderNumLayers ?? 2, 1, 64);
     this.encoderDropout = requireNumber('encoderDropout', options.encoderDropout ?? 0, 0, 0);
   }

@@ -256,46 +256,19 @@ export class PromptEmbedding extends PromptOwnerLayer {
 tf.serialization.registerClass(PromptEmbedding);
 
 /**
- * Extends an attention mask [batch, T] to [batch, n + T] with ones for the virtual tokens of the
- * prompt layer it belongs to (always attended; padding stays masked). Inserted on the model's
- * `attention_mask` input; it follows its prompt layer's adapters and owns nothing.
+ * A layer that follows a prompt owner's adapters and owns nothing (the extended attention mask,
+ * prefix tuning's position offset): the PeftLayer plumbing, all no-ops but `adapterNames`.
  */
-export class PromptAttentionMask extends tfl.layers.Layer implements PeftLayer {
-  static className = 'PromptAttentionMask';
+export abstract class PromptFollowerLayer extends tfl.layers.Layer implements PeftLayer {
   readonly isPeftLayer = true as const;
   readonly mergeable = false;
-  readonly baseLayer = null;
-  readonly peftType: string;
-
-  constructor(
-    args: { name: string },
-    readonly prompt: PromptEmbedding,
-  ) {
-    super({ name: args.name, trainable: true });
-    this.peftType = prompt.peftType;
-    this.built = true;
-  }
-
-  get moduleName(): string {
-    return `${PROMPT_MODULE}.attention_mask`;
-  }
-
-  override computeOutputShape(inputShape: tfl.Shape | tfl.Shape[]): tfl.Shape {
-    const shape = (Array.isArray(inputShape[0]) ? inputShape[0] : inputShape) as tfl.Shape;
-    return [shape[0], null];
-  }
-
-  override call(inputs: tf.Tensor | tf.Tensor[]): tf.Tensor {
-    return tf.tidy(() => {
-      const mask = Array.isArray(inputs) ? inputs[0] : inputs;
-      const n = this.prompt.activeRows();
-      if (n === 0) return tf.clone(mask);
-      return tf.concat([tf.ones([mask.shape[0], n], mask.dtype), mask], 1);
-    });
-  }
+  abstract readonly peftType: string;
+  abstract readonly baseLayer: tfl.layers.Layer | null;
+  protected abstract get leader(): PromptOwnerLayer;
+  abstract get moduleName(): string;
 
   adapterNames(): string[] {
-    return this.prompt.adapterNames();
+    return this.leader.adapterNames();
   }
   setActiveAdapters(): void {}
   setAdaptersEnabled(): void {}
@@ -324,6 +297,48 @@ export class PromptAttentionMask extends tfl.layers.Layer implements PeftLayer {
 
   override getConfig(): tf.serialization.ConfigDict {
     throw new PromptModelNotSerializableError(this.name);
+  }
+}
+
+/**
+ * Extends an attention mask [batch, T] to [batch, n + T] with ones for the virtual tokens of the
+ * prompt layer it belongs to (always attended; padding stays masked). Inserted on the model's
+ * `attention_mask` input; it follows its prompt layer's adapters and owns nothing.
+ */
+export class PromptAttentionMask extends PromptFollowerLayer {
+  static className = 'PromptAttentionMask';
+  readonly baseLayer = null;
+  readonly peftType: string;
+
+  constructor(
+    args: { name: string },
+    readonly prompt: PromptEmbedding,
+  ) {
+    super({ name: args.name, trainable: true });
+    this.peftType = prompt.peftType;
+    this.built = true;
+  }
+
+  protected get leader(): PromptOwnerLayer {
+    return this.prompt;
+  }
+
+  get moduleName(): string {
+    return `${PROMPT_MODULE}.attention_mask`;
+  }
+
+  override computeOutputShape(inputShape: tfl.Shape | tfl.Shape[]): tfl.Shape {
+    const shape = (Array.isArray(inputShape[0]) ? inputShape[0] : inputShape) as tfl.Shape;
+    return [shape[0], null];
+  }
+
+  override call(inputs: tf.Tensor | tf.Tensor[]): tf.Tensor {
+    return tf.tidy(() => {
+      const mask = Array.isArray(inputs) ? inputs[0] : inputs;
+      const n = this.prompt.activeRows();
+      if (n === 0) return tf.clone(mask);
+      return tf.concat([tf.ones([mask.shape[0], n], mask.dtype), mask], 1);
+    });
   }
 }
 tf.serialization.registerClass(PromptAttentionMask);

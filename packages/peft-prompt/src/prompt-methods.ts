@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import {
+  AdapterMismatchError,
   collectLayers,
   PeftConfigError,
   PeftError,
@@ -17,8 +18,8 @@ import {
   type PromptTokenizer,
 } from './prompt-config';
 import { NoAttentionLayerError, NoEmbeddingLayerError, TokenDimMismatchError } from './prompt-errors';
-import { PromptAttentionMask, PromptEmbedding, PromptOwnerLayer } from './prompt-embedding';
-import { PrefixAttention } from './prefix-attention';
+import { PromptAttentionMask, PromptEmbedding, PromptOwnerLayer, PROMPT_MODULE, PROMPT_STATE_KEY } from './prompt-embedding';
+import { PrefixAttention, PrefixPositionOffset } from './prefix-attention';
 import { lstmEncoder, mlpEncoder, PromptParameters } from './prompt-parameters';
 import { promptFileKeys } from './peft-format';
 
@@ -157,6 +158,15 @@ function buildParameters(
   const create = owner.variableFactory;
   const n = config.numVirtualTokens;
   const created: tfl.LayerVariable[] = [];
+  if (loadingFromFile.delete(config)) {
+    // Loading: the file holds the prompt itself (PEFT saves the encoder's output), so the adapter is
+    // a plain table filled from the file — no encoder and no initial values are built (PEFT's
+    // inference_mode builds no encoder either). Its size was checked against the file's.
+    if (config instanceof PromptEncoderConfig || config instanceof PrefixTuningConfig)
+      config.encoderHiddenSize ??= config.tokenDim;
+    const embedding = create(`prompt_embeddings_${adapterName}`, [n, width], tfl.initializers.zeros());
+    return new PromptParameters(embedding, null, width);
+  }
   try {
     if (config instanceof PromptEncoderConfig) {
       const dim = config.tokenDim!;
@@ -184,11 +194,11 @@ function buildParameters(
         tfl.initializers.randomNormal({ mean: 0, stddev: 1 }),
       );
       created.push(embedding);
-      return new PromptParameters(
-        embedding,
-        mlpEncoder(create, `prefix_transform_${adapterName}`, [dim, hidden, width], 'tanh'),
-        width,
-      );
+      const encoder = mlpEncoder(create, `prefix_transform_${adapterName}`, [dim, hidden, width], 'tanh');
+      created.push(...encoder.variables());
+      // PEFT's init_weights 'zero': the MLP's last layer zero, so the prefix starts at zero.
+      if (config.initWeights === 'zero') encoder.variables().slice(-2).forEach(zeroVariable);
+      return new PromptParameters(embedding, encoder, width);
     }
     const values = init();
     const embedding = create(`prompt_embeddings_${adapterName}`, [n, width], tfl.initializers.zeros());
@@ -199,6 +209,12 @@ function buildParameters(
     created.forEach((v) => v.dispose());
     throw error;
   }
+}
+
+function zeroVariable(v: tfl.LayerVariable): void {
+  const zeros = tf.zeros(v.shape as number[]);
+  v.write(zeros);
+  zeros.dispose();
 }
 
 /** Drops PEFT's automatic SEQ_CLS heads ('classifier', 'score') that this model does not have. */
@@ -297,6 +313,23 @@ function settleWidths(config: PrefixTuningConfig, widths: readonly number[], whe
   if (uniform) config.layerTokenDims = null;
 }
 
+/** PEFT's prefix without projection: torch.nn.Embedding's N(0, 1), or zeros with init_weights 'zero'. */
+function initialPrefix(config: PrefixTuningConfig, width: number): tf.Tensor2D {
+  const shape: [number, number] = [config.numVirtualTokens, width];
+  return config.initWeights === 'zero' ? tf.zeros(shape) : tf.randomNormal(shape);
+}
+
+/**
+ * The position-embedding layer whose positions follow the prefix: a @tfjs-peft/models
+ * `TokenAndPositionEmbedding` fed by a model input (the one named `embeddings` if several), or null.
+ */
+function positionEmbedding(model: tfl.LayersModel): Layer | null {
+  const candidates = collectLayers(model).filter(
+    (l) => l.getClassName() === 'TokenAndPositionEmbedding' && isFedByInput(l),
+  );
+  return candidates.find((l) => l.name === 'embeddings') ?? candidates[0] ?? null;
+}
+
 function injectPrefix(
   model: tfl.LayersModel,
   config: PrefixTuningConfig,
@@ -317,13 +350,7 @@ function injectPrefix(
     if (config.numAttentionHeads == null)
       config.numAttentionHeads = (owner.baseLayer as unknown as { numHeads: number }).numHeads;
     const total = existing.reduce((sum, l) => sum + 2 * l.width, 0);
-    const parameters = buildParameters(
-      owner,
-      config,
-      adapterName,
-      total,
-      () => tf.randomNormal([config.numVirtualTokens, total]) as tf.Tensor2D,
-    );
+    const parameters = buildParameters(owner, config, adapterName, total, () => initialPrefix(config, total));
     existing.forEach((l) => l.addPrompt(adapterName, parameters));
     return model;
   }
@@ -362,13 +389,18 @@ function injectPrefix(
     config,
     adapterName,
     prefixWidth,
-    () =>
-      // PEFT's prefix without projection: torch.nn.Embedding's N(0, 1).
-      tf.randomNormal([config.numVirtualTokens, prefixWidth]) as tf.Tensor2D,
+    () => initialPrefix(config, prefixWidth),
   );
   wrappers.forEach((w) => w.addPrompt(adapterName, parameters));
+  // The real tokens after the prefix: positions n.. (see PrefixPositionOffset). Models without a
+  // TokenAndPositionEmbedding fed by an input (a user's own embedding) keep their positions.
+  const positions = positionEmbedding(model);
+  const shifter = positions
+    ? new PrefixPositionOffset({ name: uniqueName(model, `${positions.name}/prefix_positions`), embedding: positions }, owner!)
+    : null;
   try {
-    return rebuildModel(model, (layer, inputs) => {
+    return rebuildModel(model, (layer, inputs, callArgs) => {
+      if (shifter && layer === positions) return shifter.apply(inputs, callArgs) as SymbolicTensor;
       const wrapper = wrappers.get(layer);
       return wrapper ? (wrapper.apply(inputs) as SymbolicTensor) : undefined;
     });
@@ -378,10 +410,62 @@ function injectPrefix(
   }
 }
 
+/** Configs checked against a file by checkConfigAgainstFile: their inject builds a plain table to load into. */
+const loadingFromFile = new WeakSet<PromptLearningConfig>();
+
+/** Width of a virtual token for prompt tuning / P-tuning on this model (the embedding's). */
+function virtualTokenWidth(model: tfl.LayersModel): number {
+  const existing = collectLayers(model).find((l): l is PromptEmbedding => l instanceof PromptEmbedding);
+  return existing ? existing.width : embeddingInfo(model).width;
+}
+
+/** Width of a prefix row on this model: Σ 2·widthᵢ over its attention layers. */
+function prefixRowWidth(model: tfl.LayersModel): number {
+  const existing = collectLayers(model).filter((l): l is PrefixAttention => l instanceof PrefixAttention);
+  if (existing.length) return existing.reduce((sum, l) => sum + 2 * l.width, 0);
+  const cores = attentionCores(model);
+  if (cores.length === 0) throw new NoAttentionLayerError(model.name);
+  return cores.reduce((sum, core) => sum + 2 * inputWidth(core, 1), 0);
+}
+
+/**
+ * Before anything is allocated: the file must hold `prompt_embeddings` [num_virtual_tokens, width]
+ * with the model's width, so that neither `num_virtual_tokens` nor the model makes the loader create
+ * a larger table than the file holds. The adapter is then loaded as that plain table: no encoder
+ * (P-tuning's MLP/LSTM, prefix tuning's projection) is built, whatever `encoder_hidden_size` says.
+ */
+function checkPromptFile(
+  width: (model: tfl.LayersModel) => number,
+): (model: tfl.LayersModel, config: PromptLearningConfig, shapes: ReadonlyMap<string, readonly number[]>) => void {
+  return (model, config, shapes) => {
+    const shape = shapes.get(INTERNAL_PROMPT_KEY) ?? shapes.get(PROMPT_STATE_KEY);
+    if (!shape)
+      throw new AdapterMismatchError(PROMPT_STATE_KEY, `is missing from the file: a ${config.peftType} adapter holds its prompt there`);
+    const n = config.numVirtualTokens;
+    if (shape.length !== 2 || shape[0] !== n) {
+      throw new AdapterMismatchError(
+        PROMPT_STATE_KEY,
+        `has shape [${shape.join(', ')}] but adapter_config.json's num_virtual_tokens is ${n} (expected ${n} rows)`,
+      );
+    }
+    const expected = width(model);
+    if (shape[1] !== expected) {
+      throw new AdapterMismatchError(
+        PROMPT_STATE_KEY,
+        `has ${shape[1]} columns but this model's ${config.peftType} prompt rows are ${expected} wide`,
+      );
+    }
+    loadingFromFile.add(config);
+  };
+}
+
+const INTERNAL_PROMPT_KEY = `base_model.model.${PROMPT_MODULE}.${PROMPT_STATE_KEY}`;
+
 export const promptTuningMethod: PeftMethod<PromptTuningConfig> = {
   peftType: 'PROMPT_TUNING',
   configFromJson: (json) => PromptTuningConfig.fromJson(json),
   fileKeys: promptFileKeys,
+  checkConfigAgainstFile: checkPromptFile(virtualTokenWidth),
   inject: injectVirtualTokens,
 };
 
@@ -389,6 +473,7 @@ export const promptEncoderMethod: PeftMethod<PromptEncoderConfig> = {
   peftType: 'P_TUNING',
   configFromJson: (json) => PromptEncoderConfig.fromJson(json),
   fileKeys: promptFileKeys,
+  checkConfigAgainstFile: checkPromptFile(virtualTokenWidth),
   inject: injectVirtualTokens,
 };
 
@@ -396,6 +481,7 @@ export const prefixTuningMethod: PeftMethod<PrefixTuningConfig> = {
   peftType: 'PREFIX_TUNING',
   configFromJson: (json) => PrefixTuningConfig.fromJson(json),
   fileKeys: promptFileKeys,
+  checkConfigAgainstFile: checkPromptFile(prefixRowWidth),
   inject: injectPrefix,
 };
 
