@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { getPeftModel, MemoryAdapterStore } from '@tfjs-peft/core';
+import { getPeftModel, MemoryAdapterStore, parseSafetensors } from '@tfjs-peft/core';
 import {
   describeEachBackend,
   expectTensorsClose,
@@ -173,6 +173,27 @@ describeEachBackend('Prefix tuning and P-tuning', () => {
       loaded.unload().dispose();
     });
   }
+
+  it.each([false, true])(
+    "init_weights 'zero' (PEFT's no-op start) gives a zero prefix (prefixProjection %s) and is saved; the default is not written",
+    async (prefixProjection) => {
+      const base = encoderClassifier();
+      const peft = getPeftModel(base, new PrefixTuningConfig({ numVirtualTokens: 2, prefixProjection, initWeights: 'zero' }));
+      peft.addAdapter('random', new PrefixTuningConfig({ numVirtualTokens: 2, prefixProjection }));
+      const store = new MemoryAdapterStore('memory://prefix-zero');
+      await peft.saveAdapter(store, { selectedAdapters: ['default', 'random'] });
+      const config = (folder: string) =>
+        JSON.parse(new TextDecoder().decode(store.files.get(`${folder}adapter_config.json`)!)) as Record<string, unknown>;
+      const prompt = (folder: string) =>
+        Array.from(parseSafetensors(store.files.get(`${folder}adapter_model.safetensors`)!).tensors.get('prompt_embeddings')!.data);
+      expect(config('').init_weights).toBe('zero');
+      expect(prompt('').every((v) => v === 0)).toBe(true);
+      expect('init_weights' in config('random/')).toBe(false);
+      expect(prompt('random/').some((v) => v !== 0)).toBe(true);
+      expect(PrefixTuningConfig.fromJson(config('')).initWeights).toBe('zero');
+      peft.unload().dispose();
+    },
+  );
 
   it('typed errors: a model without attention, a token_dim the attention layers contradict', () => {
     const dense = denseOnly();
