@@ -47,6 +47,22 @@ function directAttention(
 }
 
 describeEachBackend('Prefix tuning and P-tuning', () => {
+  it('disposing the adapted model releases the shared prefix parameters once and every tensor', () => {
+    const tensors = tf.memory().numTensors;
+    for (const config of [
+      new PrefixTuningConfig({ numVirtualTokens: 3 }),
+      new PrefixTuningConfig({ numVirtualTokens: 2, prefixProjection: true, encoderHiddenSize: 6 }),
+    ]) {
+      const base = encoderClassifier();
+      const peft = getPeftModel(base, config);
+      expect(peft.peftLayers().length).toBeGreaterThan(1);
+      // What the demo does: the adapted graph first, then the base model whose layers it shares.
+      expect(() => peft.model.dispose()).not.toThrow();
+      base.dispose();
+      expect(tf.memory().numTensors).toBe(tensors);
+    }
+  });
+
   it('prefix tuning on one attention layer = attention over [prefix; keys], [prefix; values] (≤1e-5)', async () => {
     const model = attentionOnly();
     const peft = getPeftModel(model, new PrefixTuningConfig({ numVirtualTokens: 3 }));
@@ -178,14 +194,24 @@ describeEachBackend('Prefix tuning and P-tuning', () => {
     "init_weights 'zero' (PEFT's no-op start) gives a zero prefix (prefixProjection %s) and is saved; the default is not written",
     async (prefixProjection) => {
       const base = encoderClassifier();
-      const peft = getPeftModel(base, new PrefixTuningConfig({ numVirtualTokens: 2, prefixProjection, initWeights: 'zero' }));
+      const peft = getPeftModel(
+        base,
+        new PrefixTuningConfig({ numVirtualTokens: 2, prefixProjection, initWeights: 'zero' }),
+      );
       peft.addAdapter('random', new PrefixTuningConfig({ numVirtualTokens: 2, prefixProjection }));
       const store = new MemoryAdapterStore('memory://prefix-zero');
       await peft.saveAdapter(store, { selectedAdapters: ['default', 'random'] });
       const config = (folder: string) =>
-        JSON.parse(new TextDecoder().decode(store.files.get(`${folder}adapter_config.json`)!)) as Record<string, unknown>;
+        JSON.parse(new TextDecoder().decode(store.files.get(`${folder}adapter_config.json`)!)) as Record<
+          string,
+          unknown
+        >;
       const prompt = (folder: string) =>
-        Array.from(parseSafetensors(store.files.get(`${folder}adapter_model.safetensors`)!).tensors.get('prompt_embeddings')!.data);
+        Array.from(
+          parseSafetensors(store.files.get(`${folder}adapter_model.safetensors`)!).tensors.get(
+            'prompt_embeddings',
+          )!.data,
+        );
       expect(config('').init_weights).toBe('zero');
       expect(prompt('').every((v) => v === 0)).toBe(true);
       expect('init_weights' in config('random/')).toBe(false);

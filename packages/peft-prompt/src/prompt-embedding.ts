@@ -3,7 +3,8 @@ import * as tfl from '@tensorflow/tfjs-layers';
 import { AdapterNameError, PeftError, type PeftLayer } from '@tfjs-peft/core';
 import { PromptModelNotSerializableError, PromptNotMergeableError } from './prompt-errors';
 
-const NOT_MERGEABLE = 'prompt methods prepend learned tokens or prefixes, which are not a change of any weight';
+const NOT_MERGEABLE =
+  'prompt methods prepend learned tokens or prefixes, which are not a change of any weight';
 import type { PromptParameters, VariableFactory } from './prompt-parameters';
 
 type LayerVariable = tfl.LayerVariable;
@@ -97,6 +98,9 @@ export abstract class PromptOwnerLayer extends tfl.layers.Layer implements PeftL
   }
 
   override disposeWeights(): number {
+    // Prefix layers share one set of parameters: only their owner releases it, so disposing the
+    // whole adapted model releases each variable once.
+    if (!this.ownsParameters) return 0;
     const own = [...this.prompts.values()];
     own.forEach((p) => p.dispose());
     return own.length;
