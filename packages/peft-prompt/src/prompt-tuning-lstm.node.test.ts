@@ -147,6 +147,10 @@ if (!available)
     `[tfjs-peft] SKIPPED the LSTM prompt-tuning test: ${FORTUNES} lacks the fortunes package's files`,
   );
 
+// Not on webgpu: tfjs-backend-webgpu 4.22 cannot run this *base* model (Embedding with maskZero →
+// LSTM): its RNN mask transpose fails WGSL validation ("type mismatch for argument 2 in call to
+// 'setOutputAtIndex', expected 'f32', got 'i32'", TransposeProgram), so every output is the head's
+// bias alone and no gradient reaches the prompt — a backend bug below this library, found here.
 (available ? describeEachBackend : describe.skip)(
   'Prompt tuning a frozen multi-task Embedding → LSTM (fortunes)',
   () => {
@@ -221,4 +225,5 @@ if (!available)
       peft.unload().dispose();
     }, 600_000);
   },
+  { only: ['cpu', 'wasm', 'tensorflow'] },
 );
