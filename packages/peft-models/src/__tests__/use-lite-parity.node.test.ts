@@ -61,13 +61,11 @@ async function maxAbsDifference(
 }
 
 describeEachBackend('USE-lite layers model vs the GraphModel', (backend) => {
-  // cpu runs the 7M-parameter graph at about a second a sentence, and webgpu in Node (software GL,
-  // a new shader per sequence length) took 4 minutes for all 112: a varied subset there, unless
-  // TFJS_PEFT_FULL_PARITY=1.
-  const stride =
-    process.env.TFJS_PEFT_FULL_PARITY === '1'
-      ? 1
-      : (({ cpu: 11, webgpu: 3 } as Record<string, number>)[backend] ?? 1);
+  // Every sentence on every backend (issue #7 asks for >= 100 on each). cpu runs the 7M-parameter
+  // model at about a second a sentence and webgpu in Node (software GL, a new shader per sequence
+  // length) took about 4 minutes for all 112 here; TFJS_PEFT_PARITY_STRIDE=k keeps every k-th
+  // sentence for a quicker local run.
+  const stride = Math.max(1, Number(process.env.TFJS_PEFT_PARITY_STRIDE ?? 1) || 1);
   const texts = sentences.filter((_, i) => i % stride === 0);
   let use: UniversalSentenceEncoderLite;
   let graph: GraphModel;
@@ -83,6 +81,7 @@ describeEachBackend('USE-lite layers model vs the GraphModel', (backend) => {
   });
 
   it(`gives the same sentence embeddings (max abs diff <= ${TOLERANCE})`, async () => {
+    if (stride === 1) expect(texts.length).toBeGreaterThanOrEqual(100);
     const worst = await maxAbsDifference(use, graph, texts, backend);
     console.log(`[parity] ${backend}: ${texts.length} sentences, max abs diff ${worst.toExponential(2)}`);
     expect(worst).toBeLessThanOrEqual(TOLERANCE);
