@@ -33,6 +33,37 @@ function logitsOf(model: tfl.LayersModel, ids: number[][], mask: number[][]): tf
   });
 }
 
+/** Two right-padded token rows, their mask and one-hot next-token targets (vocabulary 50). */
+function nextTokenBatch(): { ids: tf.Tensor2D; mask: tf.Tensor2D; targets: tf.Tensor } {
+  return {
+    ids: tf.tensor2d(
+      [
+        [5, 12, 7, 33],
+        [3, 44, 21, 0],
+      ],
+      undefined,
+      'int32',
+    ),
+    mask: tf.tensor2d([
+      [1, 1, 1, 1],
+      [1, 1, 1, 0],
+    ]),
+    targets: tf.tidy(() =>
+      tf.oneHot(
+        tf.tensor2d(
+          [
+            [12, 7, 33, 41],
+            [44, 21, 8, 0],
+          ],
+          undefined,
+          'int32',
+        ),
+        50,
+      ),
+    ),
+  };
+}
+
 describeEachBackend('Hugging Face GPT-2 loader (fixtures/tiny-gpt2)', () => {
   let model: tfl.LayersModel;
 
@@ -102,31 +133,7 @@ describeEachBackend('Hugging Face GPT-2 loader (fixtures/tiny-gpt2)', () => {
 
   it('trains every weight (tied table through both uses) without leaking tensors', async () => {
     const copy = gpt2FromHuggingFace(config, bytes, 'gpt2_train');
-    const ids = tf.tensor2d(
-      [
-        [5, 12, 7, 33],
-        [3, 44, 21, 0],
-      ],
-      undefined,
-      'int32',
-    );
-    const mask = tf.tensor2d([
-      [1, 1, 1, 1],
-      [1, 1, 1, 0],
-    ]);
-    const targets = tf.tidy(() =>
-      tf.oneHot(
-        tf.tensor2d(
-          [
-            [12, 7, 33, 41],
-            [44, 21, 8, 0],
-          ],
-          undefined,
-          'int32',
-        ),
-        50,
-      ),
-    );
+    const { ids, mask, targets } = nextTokenBatch();
     const optimizer = tf.train.sgd(0.1);
     const table = copy.getLayer(gpt2LayerNames.embeddings).weights[0];
     const before = table.read().clone();
@@ -158,31 +165,7 @@ describeEachBackend('Hugging Face GPT-2 loader (fixtures/tiny-gpt2)', () => {
   });
 
   it('has gradients equal to finite differences for wte (both uses), c_attn and ln_f', async () => {
-    const ids = tf.tensor2d(
-      [
-        [5, 12, 7, 33],
-        [3, 44, 21, 0],
-      ],
-      undefined,
-      'int32',
-    );
-    const mask = tf.tensor2d([
-      [1, 1, 1, 1],
-      [1, 1, 1, 0],
-    ]);
-    const targets = tf.tidy(() =>
-      tf.oneHot(
-        tf.tensor2d(
-          [
-            [12, 7, 33, 41],
-            [44, 21, 8, 0],
-          ],
-          undefined,
-          'int32',
-        ),
-        50,
-      ),
-    );
+    const { ids, mask, targets } = nextTokenBatch();
     const variable = (layer: string, index = 0) => model.getLayer(layer).weights[index].read() as tf.Variable;
     const loss = () =>
       tf.losses.softmaxCrossEntropy(targets, model.apply([ids, mask]) as tf.Tensor) as tf.Scalar;
