@@ -5,72 +5,65 @@
 // CI: 100 steps per backend; TFJS_PEFT_SOAK=long: 1,000 steps (TFJS_PEFT_SOAK=<n>: n steps).
 import * as tf from '@tensorflow/tfjs-core';
 import { getPeftModel, MemoryAdapterStore, PeftModel } from '@tfjs-peft/core';
-import { describeEachBackend, runPeftSoak, SOAK_SAVE_LOAD_ACTION, soakSteps } from '@tfjs-peft/test-utils';
+import { describePeftSoak } from '@tfjs-peft/test-utils';
 import { makeMlp } from './__tests__/support/models';
 import { AdapterNotMergeableError, BottleneckConfig, setAdapterComposition } from './index';
 
-const STEPS = soakSteps(process.env.TFJS_PEFT_SOAK, 100, 1000);
-
-describeEachBackend('Bottleneck adapter soak', () => {
-  it(
-    `${STEPS} training steps with adapter switching, stack/average composition, refused merges and save/load: memory flat from step 10`,
-    async () => {
-      const report = await runPeftSoak('bottleneck-soak', STEPS, {
-        makeBase: (seed) => makeMlp(seed, 'tanh'),
-        makePeft: (base) => {
-          const peft = getPeftModel(
-            base,
-            new BottleneckConfig({ placement: { after: ['fc1', 'fc2'] }, reductionFactor: 2 }),
-          );
-          peft.addAdapter(
-            'other',
-            new BottleneckConfig({
-              placement: { after: ['fc1', 'fc2'] },
-              reductionFactor: 4,
-              nonLinearity: 'gelu',
-              layerNorm: 'before',
-              scaling: 'learned',
-              initWeights: 'random',
-            }),
-          );
-          return peft;
-        },
-        secondAdapter: 'other',
-        // No merge/unmerge (not linear): both adapters active in turn instead …
-        mergeActions: ({ peft, x }) => [
-          {
-            name: 'both active: stack and average forward',
-            every: 4,
-            run: () => {
-              const active = peft.activeAdapter;
-              peft.setAdapter(['default', 'other']);
-              tf.dispose(peft.model.predict(x) as tf.Tensor);
-              setAdapterComposition(peft, 'average');
-              tf.dispose(peft.model.predict(x) as tf.Tensor);
-              setAdapterComposition(peft, 'stack');
-              peft.setAdapter(active);
-            },
-          },
-        ],
-        // … and a merge attempt must be refused.
-        extraActions: ({ peft }) => [
-          {
-            name: 'merge refused',
-            every: 6,
-            run: async () => {
-              await expect(peft.mergeAdapter([peft.activeAdapter], { safeMerge: true })).rejects.toThrow(
-                AdapterNotMergeableError,
-              );
-            },
-          },
-        ],
-        inputUnits: 6,
-        outputUnits: 3,
-        createStore: () => new MemoryAdapterStore(),
-        fromPretrained: (base, store, options) => PeftModel.fromPretrained(base, store, options),
-      });
-      expect(report.actionCounts[SOAK_SAVE_LOAD_ACTION]).toBe(Math.floor((STEPS - 1) / 7));
+describePeftSoak(
+  'Bottleneck adapter',
+  'adapter switching, stack/average composition, refused merges and save/load',
+  {
+    makeBase: (seed) => makeMlp(seed, 'tanh'),
+    makePeft: (base) => {
+      const peft = getPeftModel(
+        base,
+        new BottleneckConfig({ placement: { after: ['fc1', 'fc2'] }, reductionFactor: 2 }),
+      );
+      peft.addAdapter(
+        'other',
+        new BottleneckConfig({
+          placement: { after: ['fc1', 'fc2'] },
+          reductionFactor: 4,
+          nonLinearity: 'gelu',
+          layerNorm: 'before',
+          scaling: 'learned',
+          initWeights: 'random',
+        }),
+      );
+      return peft;
     },
-    STEPS > 100 ? 1_800_000 : 300_000,
-  );
-});
+    secondAdapter: 'other',
+    // No merge/unmerge (not linear): both adapters active in turn instead …
+    mergeActions: ({ peft, x }) => [
+      {
+        name: 'both active: stack and average forward',
+        every: 4,
+        run: () => {
+          const active = peft.activeAdapter;
+          peft.setAdapter(['default', 'other']);
+          tf.dispose(peft.model.predict(x) as tf.Tensor);
+          setAdapterComposition(peft, 'average');
+          tf.dispose(peft.model.predict(x) as tf.Tensor);
+          setAdapterComposition(peft, 'stack');
+          peft.setAdapter(active);
+        },
+      },
+    ],
+    // … and a merge attempt must be refused.
+    extraActions: ({ peft }) => [
+      {
+        name: 'merge refused',
+        every: 6,
+        run: async () => {
+          await expect(peft.mergeAdapter([peft.activeAdapter], { safeMerge: true })).rejects.toThrow(
+            AdapterNotMergeableError,
+          );
+        },
+      },
+    ],
+    inputUnits: 6,
+    outputUnits: 3,
+    createStore: () => new MemoryAdapterStore(),
+    fromPretrained: (base, store, options) => PeftModel.fromPretrained(base, store, options),
+  },
+);

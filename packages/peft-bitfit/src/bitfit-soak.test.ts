@@ -2,32 +2,21 @@
 // tf.memory() must be flat from step 10 to the end. CI: 100 steps per backend; TFJS_PEFT_SOAK=long:
 // 1,000 steps (TFJS_PEFT_SOAK=<n>: n steps).
 import { getPeftModel, MemoryAdapterStore, PeftModel } from '@tfjs-peft/core';
-import { describeEachBackend, runPeftSoak, SOAK_SAVE_LOAD_ACTION, soakSteps } from '@tfjs-peft/test-utils';
+import { describePeftSoak } from '@tfjs-peft/test-utils';
 import { BitFitConfig } from './index';
 
-const STEPS = soakSteps(process.env.TFJS_PEFT_SOAK, 100, 1000);
-
-describeEachBackend('BitFit soak', () => {
-  it(
-    `${STEPS} training steps with adapter switching, merge/unmerge and save/load: memory flat from step 10`,
-    async () => {
-      const report = await runPeftSoak('bitfit-soak', STEPS, {
-        // A small MLP with non-zero biases (BitFit trains the biases).
-        randomBiases: true,
-        makePeft: (base) => {
-          // Every bias for 'default'; a subset for 'other'.
-          const peft = getPeftModel(base, new BitFitConfig());
-          peft.addAdapter('other', new BitFitConfig({ targetModules: ['fc1', 'fc2'] }));
-          return peft;
-        },
-        secondAdapter: 'other',
-        inputUnits: 6,
-        outputUnits: 3,
-        createStore: () => new MemoryAdapterStore(),
-        fromPretrained: (base, store, options) => PeftModel.fromPretrained(base, store, options),
-      });
-      expect(report.actionCounts[SOAK_SAVE_LOAD_ACTION]).toBe(Math.floor((STEPS - 1) / 7));
-    },
-    STEPS > 100 ? 1_800_000 : 300_000,
-  );
+describePeftSoak('BitFit', 'adapter switching, merge/unmerge and save/load', {
+  // A small MLP with non-zero biases (BitFit trains the biases).
+  randomBiases: true,
+  makePeft: (base) => {
+    // Every bias for 'default'; a subset for 'other'.
+    const peft = getPeftModel(base, new BitFitConfig());
+    peft.addAdapter('other', new BitFitConfig({ targetModules: ['fc1', 'fc2'] }));
+    return peft;
+  },
+  secondAdapter: 'other',
+  inputUnits: 6,
+  outputUnits: 3,
+  createStore: () => new MemoryAdapterStore(),
+  fromPretrained: (base, store, options) => PeftModel.fromPretrained(base, store, options),
 });

@@ -6,8 +6,9 @@
 // it, the adapter store and fromPretrained come from the caller.
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
+import { describeEachBackend } from './describe-each-backend';
 import { expectWeightsBitIdentical, snapshotWeights } from './snapshot-weights';
-import { runSoak, type SoakAction, type SoakReport, type SoakSubject } from './soak';
+import { runSoak, soakSteps, type SoakAction, type SoakReport, type SoakSubject } from './soak';
 
 /** The parts of @tfjs-peft/core's PeftModel the soak subject uses. */
 export interface SoakPeftModel<Store> {
@@ -195,4 +196,27 @@ export async function runPeftSoak<Peft extends SoakPeftModel<Store>, Store>(
       `actions: ${JSON.stringify(report.actionCounts)}`,
   );
   return report;
+}
+
+/**
+ * A method package's soak test, on every backend: the shared subject for 100 steps (CI;
+ * TFJS_PEFT_SOAK=long: 1,000, TFJS_PEFT_SOAK=<n>: n), memory flat from step 10 (runSoak), and the
+ * save → load action run every 7th step. `activity` completes the test's title ("… steps with …").
+ */
+export function describePeftSoak<Peft extends SoakPeftModel<Store>, Store>(
+  method: string,
+  activity: string,
+  options: PeftSoakSubjectOptions<Peft, Store>,
+): void {
+  const steps = soakSteps(process.env.TFJS_PEFT_SOAK, 100, 1000);
+  describeEachBackend(`${method} soak`, () => {
+    it(
+      `${steps} training steps with ${activity}: memory flat from step 10`,
+      async () => {
+        const report = await runPeftSoak(`${method} soak`, steps, options);
+        expect(report.actionCounts[SOAK_SAVE_LOAD_ACTION]).toBe(Math.floor((steps - 1) / 7));
+      },
+      steps > 100 ? 1_800_000 : 300_000,
+    );
+  });
 }
