@@ -7,42 +7,22 @@ import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
 import { getPeftModel } from '@tfjs-peft/core';
 import { LoraConfig } from '@tfjs-peft/lora';
-import { buildTransformerEncoder, withClassifierHead, type TransformerEncoderConfig } from '@tfjs-peft/models';
 import { describeEachBackend } from '@tfjs-peft/test-utils';
+import { buildTinyClassifier, TINY_BATCH, TINY_VOCAB as VOCAB, tinyInputs } from './tiny-encoder';
 
-// Sizes chosen so that no activation or input-gradient shape ([BATCH·LENGTH, width], [BATCH, width])
-// equals a kernel shape: a matMul whose output has a frozen kernel's shape is that kernel's gradient.
-const BATCH = 3;
-const LENGTH = 5;
-const VOCAB = 11;
-const config: TransformerEncoderConfig = {
-  vocabSize: VOCAB,
-  embeddingSize: 4,
-  positionEncoding: 'sinusoidal',
-  maxPositions: 16,
-  tokenScale: 2,
-  blocks: [
-    { hiddenSize: 6, numHeads: 2, attentionSize: 4, intermediateSize: 8 },
-    { hiddenSize: 6, numHeads: 3, intermediateSize: 8 },
-  ],
-  normalization: 'pre',
-  layerNormEpsilon: 1e-6,
-  pooling: 'mean',
-  pooler: { units: 6, activation: 'tanh' },
-  l2Normalize: true,
-};
+// The tiny encoder's sizes make no activation or input-gradient shape equal a kernel shape (see
+// tiny-encoder.ts): a matMul whose output has a frozen kernel's shape is that kernel's gradient.
 const NUM_CLASSES = 3;
 
 function buildClassifier(): { model: tfl.LayersModel } {
-  return { model: withClassifierHead(buildTransformerEncoder(config), NUM_CLASSES) };
+  return { model: buildTinyClassifier(NUM_CLASSES) };
 }
 
 function batch() {
-  return tf.tidy(() => ({
-    ids: tf.tensor2d(Array.from({ length: BATCH * LENGTH }, (_, i) => (i * 7) % VOCAB), [BATCH, LENGTH], 'int32'),
-    mask: tf.tensor2d(Array.from({ length: BATCH * LENGTH }, (_, i) => (i % LENGTH < LENGTH - (i % 2) ? 1 : 0)), [BATCH, LENGTH]),
-    labels: tf.oneHot(tf.tensor1d([0, 1, 2], 'int32'), NUM_CLASSES),
-  }));
+  const { ids, mask } = tinyInputs();
+  const classes = Array.from({ length: TINY_BATCH }, (_, i) => i % NUM_CLASSES);
+  const labels = tf.tidy(() => tf.oneHot(tf.tensor1d(classes, 'int32'), NUM_CLASSES));
+  return { ids, mask, labels };
 }
 
 /** Kernel names of the matrix products (tf.matMul, fused matMul) across backends. */
@@ -81,7 +61,9 @@ describeEachBackend('frozen weights cost no gradient (LoRA step on a tiny USE-li
     expect(kernelShapes.size).toBeGreaterThanOrEqual(4);
     const variables = model.trainableWeights.map((w) => w.read() as tf.Variable);
     const kernels = await profileGradients(model, variables);
-    const seen = new Set(kernels.filter((k) => isMatMul(k.name) && kernelShapes.has(k.shape)).map((k) => k.shape));
+    const seen = new Set(
+      kernels.filter((k) => isMatMul(k.name) && kernelShapes.has(k.shape)).map((k) => k.shape),
+    );
     expect([...seen].sort()).toEqual([...kernelShapes].sort());
     // The embedding table [VOCAB, 4] gets a gradient in full fine-tuning.
     expect(kernels.some((k) => k.shape === `${VOCAB},4`)).toBe(true);
@@ -93,10 +75,16 @@ describeEachBackend('frozen weights cost no gradient (LoRA step on a tiny USE-li
     const kernelShapes = encoderKernelShapes(base);
     const peft = getPeftModel(
       base,
-      new LoraConfig({ r: 2, loraAlpha: 4, targetModules: ['query', 'value'], modulesToSave: ['classifier'] }),
+      new LoraConfig({
+        r: 2,
+        loraAlpha: 4,
+        targetModules: ['query', 'value'],
+        modulesToSave: ['classifier'],
+      }),
     );
     // Non-zero B so that every LoRA path carries a gradient, as after a first update.
-    for (const v of peft.trainableVariables) if (v.name.includes('lora_B')) tf.tidy(() => v.assign(tf.fill(v.shape, 0.1)));
+    for (const v of peft.trainableVariables)
+      if (v.name.includes('lora_B')) tf.tidy(() => v.assign(tf.fill(v.shape, 0.1)));
     const kernels = await profileGradients(peft.model, peft.trainableVariables);
     const frozenKernelGradients = kernels.filter((k) => isMatMul(k.name) && kernelShapes.has(k.shape));
     expect(frozenKernelGradients).toEqual([]);
@@ -104,7 +92,9 @@ describeEachBackend('frozen weights cost no gradient (LoRA step on a tiny USE-li
     // no kernel produces a tensor of the frozen embedding table's shape.
     expect(kernels.filter((k) => k.shape === `${VOCAB},4`)).toEqual([]);
     // The adapters themselves do get their gradients (the profile is not vacuous).
-    const loraShapes = new Set(peft.trainableVariables.filter((v) => v.name.includes('lora_')).map((v) => String(v.shape)));
+    const loraShapes = new Set(
+      peft.trainableVariables.filter((v) => v.name.includes('lora_')).map((v) => String(v.shape)),
+    );
     expect(kernels.some((k) => isMatMul(k.name) && loraShapes.has(k.shape))).toBe(true);
     peft.model.dispose();
     base.dispose();

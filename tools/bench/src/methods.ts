@@ -31,6 +31,19 @@ export const LORA_OPTIONS = {
   modulesToSave: ['classifier'],
 };
 
+/**
+ * Prompt methods as tools/demo applies them to USE lite (its PROMPT_TUNING_OPTIONS and
+ * PREFIX_TUNING_OPTIONS), so bench and demo time the same thing: 20 virtual tokens, the task head
+ * trained beside them. The adapted model takes the same [token ids, attention mask] batch: the
+ * package extends the mask for the virtual tokens (prompt tuning) or the prefix (prefix tuning).
+ */
+export const PROMPT_TUNING_OPTIONS = {
+  numVirtualTokens: 20,
+  promptTuningInit: 'sampleVocab' as const,
+  modulesToSave: ['classifier'],
+};
+export const PREFIX_TUNING_OPTIONS = { numVirtualTokens: 20, modulesToSave: ['classifier'] };
+
 function fromPeft(peft: PeftModel): PreparedMethod {
   const variables = peft.trainableVariables;
   return { model: peft.model, variables, trainableParams: variables.reduce((s, v) => s + v.size, 0), peft };
@@ -65,7 +78,10 @@ export const METHODS: MethodSpec[] = [
   {
     id: 'bitfit',
     label: 'BitFit all biases (+head)',
-    load: peftMethod((pkg) => new (pkg.BitFitConfig as Ctor)({ modulesToSave: ['classifier'] }), '@tfjs-peft/bitfit'),
+    load: peftMethod(
+      (pkg) => new (pkg.BitFitConfig as Ctor)({ modulesToSave: ['classifier'] }),
+      '@tfjs-peft/bitfit',
+    ),
   },
   {
     id: 'ia3',
@@ -84,8 +100,29 @@ export const METHODS: MethodSpec[] = [
     id: 'adapters',
     label: 'Houlsby adapters /16 (+head)',
     load: peftMethod(
-      (pkg) => new (pkg.BottleneckConfig as Ctor)({ placement: 'houlsby', reductionFactor: 16, modulesToSave: ['classifier'] }),
+      (pkg) =>
+        new (pkg.BottleneckConfig as Ctor)({
+          placement: 'houlsby',
+          reductionFactor: 16,
+          modulesToSave: ['classifier'],
+        }),
       '@tfjs-peft/adapters',
+    ),
+  },
+  {
+    id: 'prompt-tuning',
+    label: 'prompt tuning, 20 virtual tokens (+head)',
+    load: peftMethod(
+      (pkg) => new (pkg.PromptTuningConfig as Ctor)(PROMPT_TUNING_OPTIONS),
+      '@tfjs-peft/prompt',
+    ),
+  },
+  {
+    id: 'prefix-tuning',
+    label: 'prefix tuning, 20 virtual tokens (+head)',
+    load: peftMethod(
+      (pkg) => new (pkg.PrefixTuningConfig as Ctor)(PREFIX_TUNING_OPTIONS),
+      '@tfjs-peft/prompt',
     ),
   },
   {
@@ -112,13 +149,6 @@ export const METHODS: MethodSpec[] = [
     label: 'LoRA r8 q,v (+head), Wᵀ taken every step (not cached)',
     frozenDense: { cacheTransposes: 'never', untransposedBackward: true },
     load: peftMethod((pkg) => new (pkg.LoraConfig as Ctor)(LORA_OPTIONS), '@tfjs-peft/lora'),
-  },
-  {
-    id: 'prompt-tuning',
-    label: 'prompt tuning',
-    load: async () => {
-      throw new Error('no prompt-tuning package exists in packages/ yet');
-    },
   },
 ];
 

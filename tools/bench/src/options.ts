@@ -35,7 +35,8 @@ export interface BenchOptions {
 
 export const USAGE = `pnpm bench [options]
   --backends=tensorflow,wasm,webgpu,cpu   backends to measure (default: all; an unavailable one is reported and skipped)
-  --methods=full,lora,bitfit,ia3,adapters,prompt-tuning   (default: all; a package that does not import is skipped with the reason)
+  --methods=full,lora,bitfit,ia3,adapters,prompt-tuning,prefix-tuning,…   (default: all, variants included;
+                     a package that does not import is skipped with the reason)
   --steps=N          timed training steps per method (median reported; warm-up steps are extra)
   --quick            fewer steps and inference runs (a smoke run; figures are noisier)
   --full-size        run cpu and webgpu at batch 16 × 64 tokens too (slow: minutes per step on cpu)
@@ -56,16 +57,31 @@ export function planFor(backend: string, options: BenchOptions): BackendPlan {
   let plan: BackendPlan;
   switch (backend) {
     case 'tensorflow':
-      plan = { ...full, steps: quick ? 3 : 10, warmup: 2, inferRuns: quick ? 6 : 20, matMulN: 2048, matMulRuns: quick ? 3 : 7 };
+      plan = {
+        ...full,
+        steps: quick ? 3 : 10,
+        warmup: 2,
+        inferRuns: quick ? 6 : 20,
+        matMulN: 2048,
+        matMulRuns: quick ? 3 : 7,
+      };
       break;
     case 'wasm':
-      plan = { ...full, steps: quick ? 2 : 5, warmup: 1, inferRuns: quick ? 4 : 10, matMulN: 1024, matMulRuns: quick ? 3 : 5 };
+      plan = {
+        ...full,
+        steps: quick ? 2 : 5,
+        warmup: 1,
+        inferRuns: quick ? 4 : 10,
+        matMulN: 1024,
+        matMulRuns: quick ? 3 : 5,
+      };
       break;
     case 'webgpu':
       plan = {
         batch: 4,
         length: 32,
-        reduced: 'batch 4 × 32 tokens: WebGPU in Node runs on Mesa software GL here, ~50× slower than tfjs-node',
+        reduced:
+          'batch 4 × 32 tokens: WebGPU in Node runs on Mesa software GL here, ~50× slower than tfjs-node',
         steps: quick ? 2 : 3,
         warmup: 1,
         inferRuns: quick ? 3 : 6,
@@ -91,9 +107,13 @@ export function planFor(backend: string, options: BenchOptions): BackendPlan {
 }
 
 function list(value: string, allowed: readonly string[], what: string): string[] {
-  const items = value.split(',').map((s) => s.trim()).filter(Boolean);
+  const items = value
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
   for (const item of items) {
-    if (!allowed.includes(item)) throw new Error(`unknown ${what} "${item}" (choose from ${allowed.join(', ')})`);
+    if (!allowed.includes(item))
+      throw new Error(`unknown ${what} "${item}" (choose from ${allowed.join(', ')})`);
   }
   return items;
 }
@@ -112,7 +132,9 @@ export function parseOptions(argv: string[]): BenchOptions | 'help' {
   };
   for (const arg of argv) {
     if (arg === '--') continue;
-    const [key, value] = arg.includes('=') ? [arg.slice(0, arg.indexOf('=')), arg.slice(arg.indexOf('=') + 1)] : [arg, ''];
+    const [key, value] = arg.includes('=')
+      ? [arg.slice(0, arg.indexOf('=')), arg.slice(arg.indexOf('=') + 1)]
+      : [arg, ''];
     switch (key) {
       case '--help':
       case '-h':
@@ -125,13 +147,15 @@ export function parseOptions(argv: string[]): BenchOptions | 'help' {
         break;
       case '--steps': {
         const n = Number(value);
-        if (!Number.isInteger(n) || n < 1) throw new Error(`--steps needs a positive integer, got "${value}"`);
+        if (!Number.isInteger(n) || n < 1)
+          throw new Error(`--steps needs a positive integer, got "${value}"`);
         options.steps = n;
         break;
       }
       case '--wasm-threads': {
         const n = Number(value);
-        if (!Number.isInteger(n) || n < 1 || n > 8) throw new Error(`--wasm-threads needs an integer from 1 to 8, got "${value}"`);
+        if (!Number.isInteger(n) || n < 1 || n > 8)
+          throw new Error(`--wasm-threads needs an integer from 1 to 8, got "${value}"`);
         options.wasmThreads = n;
         break;
       }

@@ -17,12 +17,17 @@ const MiB = 1024 * 1024;
 const f0 = (x: number | undefined) => (x === undefined ? '—' : x.toFixed(0));
 const f1 = (x: number | undefined) => (x === undefined ? '—' : x.toFixed(1));
 const f2 = (x: number | undefined) => (x === undefined ? '—' : x.toFixed(2));
-const pct = (x: number | undefined) => (x === undefined ? '—' : `${x >= 0 ? '+' : ''}${(100 * x).toFixed(1)}%`);
+const pct = (x: number | undefined) =>
+  x === undefined ? '—' : `${x >= 0 ? '+' : ''}${(100 * x).toFixed(1)}%`;
 const mib = (x: number | undefined) => (x === undefined ? '—' : (x / MiB).toFixed(0));
 const ms = (x: number | undefined) => (x === undefined ? '—' : x >= 100 ? x.toFixed(0) : x.toFixed(1));
 
 function table(header: string[], rows: string[][]): string {
-  return [`| ${header.join(' | ')} |`, `|${header.map(() => '---').join('|')}|`, ...rows.map((r) => `| ${r.join(' | ')} |`)].join('\n');
+  return [
+    `| ${header.join(' | ')} |`,
+    `|${header.map(() => '---').join('|')}|`,
+    ...rows.map((r) => `| ${r.join(' | ')} |`),
+  ].join('\n');
 }
 
 /** PyTorch's step time for a method id, when the reference measured it at the same size. */
@@ -89,13 +94,24 @@ function backendSection(run: BenchRun, b: BackendResult): string {
   );
   const inf = b.inference;
   if (inf) {
-    const t = run.torch && run.torch.batch === b.batch && run.torch.length === b.length ? run.torch.inference : undefined;
+    const t =
+      run.torch && run.torch.batch === b.batch && run.torch.length === b.length
+        ? run.torch.inference
+        : undefined;
     lines.push(
       '',
       `Inference (predict, ${inf.forwardGflop.toFixed(2)} GFLOP; base interleaved with each variant, ${inf.runs.unmerged.length} runs each):`,
       '',
       table(
-        ['base ms', 'LoRA unmerged ms', 'LoRA merged ms', 'unmerged overhead', 'merged vs base', 'base × PyTorch', 'merged × PyTorch merged'],
+        [
+          'base ms',
+          'LoRA unmerged ms',
+          'LoRA merged ms',
+          'unmerged overhead',
+          'merged vs base',
+          'base × PyTorch',
+          'merged × PyTorch merged',
+        ],
         [
           [
             ms(inf.baseMs),
@@ -112,7 +128,9 @@ function backendSection(run: BenchRun, b: BackendResult): string {
   } else if (b.inferenceNote) {
     lines.push('', `Inference: ${b.inferenceNote}`);
   }
-  const profiled = b.methods.filter((m) => m.topKernels && m.topKernels.length && (m.id === 'lora' || m.id === 'full'));
+  const profiled = b.methods.filter(
+    (m) => m.topKernels && m.topKernels.length && (m.id === 'lora' || m.id === 'full'),
+  );
   for (const m of profiled) {
     lines.push(
       '',
@@ -120,7 +138,12 @@ function backendSection(run: BenchRun, b: BackendResult): string {
       '',
       table(
         ['kernel', 'ms', 'calls', 'share'],
-        m.topKernels!.map((k) => [k.name, ms(k.ms), String(k.count), `${((100 * k.ms) / (m.profiledStepMs || 1)).toFixed(0)}%`]),
+        m.topKernels!.map((k) => [
+          k.name,
+          ms(k.ms),
+          String(k.count),
+          `${((100 * k.ms) / (m.profiledStepMs || 1)).toFixed(0)}%`,
+        ]),
       ),
       '',
       '</details>',
@@ -172,13 +195,20 @@ export function evaluateTargets(run: BenchRun): Target[] {
     const here = wl && !wasm!.reduced && threads === count;
     out.push({
       target: `LoRA step on wasm ≤ ${limit / 1000} s (${count} thread${count === 1 ? '' : 's'})`,
-      measured: here ? `${ms(wl.medianMs)} ms` : `not measured in this run (wasm ran with ${threads} thread${threads === 1 ? '' : 's'}; --wasm-threads=${count})`,
+      measured: here
+        ? `${ms(wl.medianMs)} ms`
+        : !wl
+          ? 'not measured (no wasm LoRA step in this run)'
+          : `not measured in this run (wasm ran with ${threads} thread${threads === 1 ? '' : 's'}; --wasm-threads=${count})`,
       met: here ? wl.medianMs! <= limit : null,
     });
   }
   out.push({
     target: "LoRA step on wasm at ≥ 70% of wasm's own matMul GFLOP/s",
-    measured: wl && wasm!.matMul ? `${((100 * wl.gflops!) / wasm!.matMul.gflops).toFixed(0)}% (${f1(wl.gflops)} of ${f1(wasm!.matMul.gflops)})` : 'not measured',
+    measured:
+      wl && wasm!.matMul
+        ? `${((100 * wl.gflops!) / wasm!.matMul.gflops).toFixed(0)}% (${f1(wl.gflops)} of ${f1(wasm!.matMul.gflops)})`
+        : 'not measured',
     met: wl && wasm!.matMul ? wl.gflops! / wasm!.matMul.gflops >= 0.7 : null,
   });
   for (const b of run.backends.filter((x) => x.status === 'ok')) {
@@ -215,7 +245,11 @@ export function evaluateTargets(run: BenchRun): Target[] {
 function torchSection(run: BenchRun): string {
   const t = run.torch;
   if (!t) return `PyTorch reference: ${run.torchNote ?? 'none'}.`;
-  const rows = Object.entries(t.methods).map(([id, m]) => [id, m.trainableParams.toLocaleString('en-US'), ms(m.medianMs)]);
+  const rows = Object.entries(t.methods).map(([id, m]) => [
+    id,
+    m.trainableParams.toLocaleString('en-US'),
+    ms(m.medianMs),
+  ]);
   return [
     `PyTorch ${t.torch} + PEFT ${t.peft}, ${t.threads} threads, batch ${t.batch} × ${t.length}, measured ${t.date} (${t.source}); ` +
       `matMul ${t.matMul.n}³ ${f1(t.matMul.gflops)} GFLOP/s; inference base ${ms(t.inference.baseMs)} ms, LoRA unmerged ${ms(t.inference.unmergedMs)} ms, merged ${ms(t.inference.mergedMs)} ms.`,
@@ -241,7 +275,10 @@ export function markdownReport(run: BenchRun): string {
     '',
     '## Targets (issue 9)',
     '',
-    table(['target', 'measured', ''], targets.map((t) => [t.target, t.measured, mark(t.met)])),
+    table(
+      ['target', 'measured', ''],
+      targets.map((t) => [t.target, t.measured, mark(t.met)]),
+    ),
     '',
     '## PyTorch + PEFT reference',
     '',
@@ -269,12 +306,19 @@ export function terminalTable(run: BenchRun): string {
       rows.push(m.status === 'ok' ? ['', '', ...r] : ['', '', `${m.label}: ${m.status} — ${m.note ?? ''}`]);
     }
     if (b.inference) {
-      rows.push(['', '', `inference base ${ms(b.inference.baseMs)} ms · unmerged ${ms(b.inference.unmergedMs)} (${pct(b.inference.unmergedOverhead)}) · merged ${ms(b.inference.mergedMs)} (${pct(b.inference.mergedVsBase)})`]);
+      rows.push([
+        '',
+        '',
+        `inference base ${ms(b.inference.baseMs)} ms · unmerged ${ms(b.inference.unmergedMs)} (${pct(b.inference.unmergedOverhead)}) · merged ${ms(b.inference.mergedMs)} (${pct(b.inference.mergedVsBase)})`,
+      ]);
     }
   }
   const header = ['backend', 'size', ...METHOD_HEADER];
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.filter((r) => r.length > 3).map((r) => (r[i] ?? '').length)));
-  const fmt = (r: string[]) => (r.length <= 3 ? r.join('  ') : r.map((c, i) => c.padEnd(widths[i])).join('  '));
+  const widths = header.map((h, i) =>
+    Math.max(h.length, ...rows.filter((r) => r.length > 3).map((r) => (r[i] ?? '').length)),
+  );
+  const fmt = (r: string[]) =>
+    r.length <= 3 ? r.join('  ') : r.map((c, i) => c.padEnd(widths[i])).join('  ');
   const targets = evaluateTargets(run)
     .map((t) => `  ${t.met === null ? '·' : t.met ? '✓' : '✗'} ${t.target}: ${t.measured}`)
     .join('\n');
