@@ -36,6 +36,13 @@ export type { FrozenDenseOptions, FrozenTransposeCache, FusableActivation } from
 export { FusedAdamOptimizer, fusedAdam, fusedAdamW } from './fused-adam';
 export type { FusedAdamOptions } from './fused-adam';
 export { WASM_KERNELS_FILLED } from './wasm-kernel-gaps';
+export {
+  registerWasmBatchMatMul,
+  unregisterWasmBatchMatMul,
+  wasmBatchMatMulCalls,
+  wasmBatchMatMulRegistered,
+  WASM_BATCH_MAT_MUL_MIN_ENTRY_WORK,
+} from './wasm-batch-mat-mul';
 export { embeddingLookup } from './embedding-lookup';
 export { releaseLayerWeights } from './release-layer-weights';
 export { ModulesToSaveWrapper, injectModulesToSave } from './modules-to-save-wrapper';
