@@ -32,6 +32,8 @@ def parse_args():
     p.add_argument("--steps", type=int, default=10)
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--infer-runs", type=int, default=20)
+    p.add_argument("--device", default="cpu", help="cpu, or cuda (the GPU machine: times include torch.cuda.synchronize())")
+    p.add_argument("--matmul-size", type=int, default=2048)
     return p.parse_args()
 
 
@@ -41,6 +43,8 @@ from torch import nn  # noqa: E402
 
 torch.set_num_threads(args.threads)
 torch.set_num_interop_threads(1)
+DEVICE = torch.device(args.device)
+CUDA = DEVICE.type == "cuda"
 import peft  # noqa: E402
 from peft import LoraConfig, get_peft_model  # noqa: E402
 
@@ -118,22 +122,30 @@ class UseLiteClassifier(nn.Module):
         return self.classifier(features).softmax(-1)
 
 
+def synchronize():
+    # CUDA launches are asynchronous: a step's time ends when the GPU has finished it.
+    if CUDA:
+        torch.cuda.synchronize()
+
+
 def median_ms(fn, runs, warmup):
     for _ in range(warmup):
         fn()
+    synchronize()
     times = []
     for _ in range(runs):
         start = time.perf_counter()
         fn()
+        synchronize()
         times.append((time.perf_counter() - start) * 1000)
     return statistics.median(times), times
 
 
 def main():
     torch.manual_seed(0)
-    ids = torch.randint(0, 8000, (args.batch, args.length))
-    mask = torch.ones(args.batch, args.length)
-    labels = nn.functional.one_hot(torch.arange(args.batch) % 2, 2).float()
+    ids = torch.randint(0, 8000, (args.batch, args.length)).to(DEVICE)
+    mask = torch.ones(args.batch, args.length, device=DEVICE)
+    labels = nn.functional.one_hot(torch.arange(args.batch) % 2, 2).float().to(DEVICE)
 
     def loss_fn(model):
         probs = model(ids, mask)
@@ -149,23 +161,28 @@ def main():
             loss.backward()
             opt.step()
 
+        if CUDA:
+            torch.cuda.reset_peak_memory_stats()
         ms, runs = median_ms(step, args.steps, args.warmup)
-        return dict(medianMs=ms, runs=runs, trainableParams=sum(p.numel() for p in params))
+        result = dict(medianMs=ms, runs=runs, trainableParams=sum(p.numel() for p in params))
+        if CUDA:
+            result["peakBytes"] = torch.cuda.max_memory_allocated()
+        return result
 
     results = {}
-    full = UseLiteClassifier(128)
+    full = UseLiteClassifier(max(128, args.length)).to(DEVICE)
     results["full"] = train(full)
     print(f"[torch] full fine-tuning step {results['full']['medianMs']:.1f} ms", flush=True)
 
     lora_model = get_peft_model(
-        UseLiteClassifier(128),
+        UseLiteClassifier(max(128, args.length)).to(DEVICE),
         LoraConfig(r=8, lora_alpha=16, target_modules=["query", "value"], modules_to_save=["classifier"]),
     )
     results["lora"] = train(lora_model)
     print(f"[torch] LoRA r8 q,v step {results['lora']['medianMs']:.1f} ms", flush=True)
 
     # Inference: base vs LoRA unmerged vs merged, interleaved round by round like the tfjs bench.
-    base = UseLiteClassifier(128).eval()
+    base = UseLiteClassifier(max(128, args.length)).to(DEVICE).eval()
     lora_model.eval()
     for name, p in lora_model.named_parameters():
         if "lora_B" in name:
@@ -175,6 +192,7 @@ def main():
         def run():
             with torch.inference_mode():
                 model(ids, mask)
+            synchronize()
 
         return run
 
@@ -203,8 +221,8 @@ def main():
     )
     print(f"[torch] inference base {inference['baseMs']:.1f} ms, unmerged {inference['unmergedMs']:.1f}, merged {inference['mergedMs']:.1f}", flush=True)
 
-    n = 2048
-    a, bm = torch.randn(n, n), torch.randn(n, n)
+    n = args.matmul_size
+    a, bm = torch.randn(n, n, device=DEVICE), torch.randn(n, n, device=DEVICE)
     mm_ms, mm_runs = median_ms(lambda: a @ bm, 7, 2)
     print(f"[torch] matMul {n}^3 {2 * n**3 / mm_ms / 1e6:.1f} GFLOP/s", flush=True)
 
@@ -217,6 +235,7 @@ def main():
         steps=args.steps,
         warmup=args.warmup,
         date=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        device=torch.cuda.get_device_name() if CUDA else "cpu",
         machine=f"{os.cpu_count()} cores, {platform.processor() or platform.machine()}",
         loadAverage=list(os.getloadavg()),
         matMul=dict(n=n, ms=mm_ms, gflops=2 * n**3 / mm_ms / 1e6, runs=mm_runs),

@@ -5,6 +5,7 @@ import { existsSync, readdirSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
+import type { WasmBackendModule } from '@tfjs-peft/core';
 
 /** The wasm backend's XNNPACK thread count once useBackend('wasm') ran, else null. */
 export let wasmThreadsInUse: number | null = null;
@@ -12,10 +13,35 @@ export let wasmThreadsInUse: number | null = null;
 export const ALL_BACKENDS = ['tensorflow', 'wasm', 'webgpu', 'cpu'] as const;
 export type BenchBackend = (typeof ALL_BACKENDS)[number];
 
-const requireFromTestUtils = createRequire(import.meta.resolve('@tfjs-peft/test-utils'));
+let requireFromWorkspace: NodeJS.Require | undefined;
+
+/** require() as @tfjs-peft/test-utils sees it: taken on first use, so a bundled worker never needs the workspace. */
+function requireFromTestUtils(id: string): unknown {
+  requireFromWorkspace ??= createRequire(import.meta.resolve('@tfjs-peft/test-utils'));
+  return requireFromWorkspace(id);
+}
 
 function packageDir(name: string): string {
-  return path.dirname(requireFromTestUtils.resolve(`${name}/package.json`));
+  requireFromWorkspace ??= createRequire(import.meta.resolve('@tfjs-peft/test-utils'));
+  return path.dirname(requireFromWorkspace.resolve(`${name}/package.json`));
+}
+
+/**
+ * Backend packages compiled into a self-contained worker bundle (../device/build.mjs), by name. A
+ * bundle has no node_modules to require from, so its entry registers loaders here; each loader must
+ * run the package's top-level code only when called (the webgpu backend registers itself only if
+ * navigator.gpu exists at that moment).
+ */
+const bundledBackendPackages = new Map<string, () => Promise<unknown>>();
+
+export function registerBundledBackendPackage(name: string, load: () => Promise<unknown>): void {
+  bundledBackendPackages.set(name, load);
+}
+
+async function loadBackendPackage(name: string): Promise<void> {
+  const bundled = bundledBackendPackages.get(name);
+  if (bundled !== undefined) await bundled();
+  else requireFromTestUtils(name);
 }
 
 export function firstLine(error: unknown): string {
@@ -39,8 +65,14 @@ interface Gpu {
 async function registerWebgpu(): Promise<string> {
   // Dawn (npm `webgpu`) on Mesa's software OpenGL ES: no display, compatibility feature level.
   process.env.EGL_PLATFORM ??= 'surfaceless';
-  const dawnFile = path.join(packageDir('webgpu'), 'dist', `${process.platform}-${process.arch}`, 'dawn.node');
-  const dawn = requireFromTestUtils(dawnFile) as { create(flags: string[]): Gpu; globals: Record<string, unknown> };
+  // TFJS_PEFT_DAWN_NODE: a dawn.node carried beside a bundled worker (the GPU machine has no node_modules).
+  const dawnFile =
+    process.env.TFJS_PEFT_DAWN_NODE ??
+    path.join(packageDir('webgpu'), 'dist', `${process.platform}-${process.arch}`, 'dawn.node');
+  const dawn = createRequire(import.meta.url)(dawnFile) as {
+    create(flags: string[]): Gpu;
+    globals: Record<string, unknown>;
+  };
   const flags = (process.env.TFJS_PEFT_DAWN_FLAGS ?? 'backend=opengles').split(',');
   const gpu = dawn.create(flags);
   if (flags.includes('backend=opengles')) {
@@ -53,7 +85,7 @@ async function registerWebgpu(): Promise<string> {
   Object.defineProperty(g.navigator, 'gpu', { value: gpu, configurable: true });
   const adapter = (await gpu.requestAdapter()) as { info?: { description?: string; vendor?: string } } | null;
   if (adapter === null) throw new Error('Dawn returned no WebGPU adapter');
-  requireFromTestUtils('@tensorflow/tfjs-backend-webgpu'); // registers only if navigator.gpu exists now
+  await loadBackendPackage('@tensorflow/tfjs-backend-webgpu'); // registers only if navigator.gpu exists now
   return `Dawn ${flags.join(' ')}: ${adapter.info?.description || adapter.info?.vendor || 'adapter'}`;
 }
 
@@ -62,23 +94,31 @@ export async function useBackend(name: BenchBackend, wasmThreads?: number): Prom
   let description: string = name;
   switch (name) {
     case 'cpu':
-      requireFromTestUtils('@tensorflow/tfjs-backend-cpu');
+      await loadBackendPackage('@tensorflow/tfjs-backend-cpu');
       break;
     case 'wasm': {
-      const wasm = requireFromTestUtils('@tensorflow/tfjs-backend-wasm');
+      const wasm = requireFromTestUtils('@tensorflow/tfjs-backend-wasm') as WasmBackendModule & {
+        setWasmPaths(prefix: string): void;
+      };
       wasm.setWasmPaths(path.join(packageDir('@tensorflow/tfjs-backend-wasm'), 'dist') + path.sep);
       // The threaded build through @tfjs-peft/core's Node loader (selectBackend's wasm option).
       const { selectBackend, wasmThreadCount } = await import('@tfjs-peft/core');
       await selectBackend('wasm', () => undefined, { wasm, wasmThreads: wasmThreads ?? wasmThreadCount() });
       const threads = wasm.getThreadsCount() as number;
       wasmThreadsInUse = threads;
-      return threads === 1 ? 'wasm (SIMD, 1 thread)' : `wasm (SIMD, ${threads} threads: threaded build, Node loader)`;
+      return threads === 1
+        ? 'wasm (SIMD, 1 thread)'
+        : `wasm (SIMD, ${threads} threads: threaded build, Node loader)`;
     }
     case 'tensorflow': {
       requireFromTestUtils(tfjsNodeBinding()); // the native load fails here if libtensorflow is missing
       process.env.TF_CPP_MIN_LOG_LEVEL ??= '2';
-      const tfnode = requireFromTestUtils('@tensorflow/tfjs-node');
-      if (tfnode.engine() !== tf.engine()) throw new Error('tfjs-node loaded a second copy of @tensorflow/tfjs-core');
+      const tfnode = requireFromTestUtils('@tensorflow/tfjs-node') as {
+        engine(): unknown;
+        version?: Record<string, string>;
+      };
+      if (tfnode.engine() !== tf.engine())
+        throw new Error('tfjs-node loaded a second copy of @tensorflow/tfjs-core');
       description = `tensorflow (tfjs-node ${tfnode.version?.['tfjs-node'] ?? ''}, libtensorflow from the local wheel)`;
       break;
     }

@@ -29,9 +29,14 @@ function machineName(): string {
 
 function runTorch(outFile: string, log: (l: string) => void): string | undefined {
   const python = path.join(repoRoot, '.venv-hf', 'bin', 'python');
-  if (!existsSync(python)) return `.venv-hf/bin/python not found (see docs/environment: the torch reference is optional)`;
-  log(`[bench] PyTorch reference: ${path.relative(repoRoot, python)} tools/bench/torch_reference.py --out ${path.relative(repoRoot, outFile)}`);
-  const r = spawnSync(python, [path.join(benchDir, 'torch_reference.py'), '--out', outFile], { stdio: ['ignore', 'inherit', 'inherit'] });
+  if (!existsSync(python))
+    return `.venv-hf/bin/python not found (see docs/environment: the torch reference is optional)`;
+  log(
+    `[bench] PyTorch reference: ${path.relative(repoRoot, python)} tools/bench/torch_reference.py --out ${path.relative(repoRoot, outFile)}`,
+  );
+  const r = spawnSync(python, [path.join(benchDir, 'torch_reference.py'), '--out', outFile], {
+    stdio: ['ignore', 'inherit', 'inherit'],
+  });
   return r.status === 0 ? undefined : `torch_reference.py exited with ${r.status}`;
 }
 
@@ -53,13 +58,18 @@ async function main(): Promise<void> {
     if (options.latest) writeFileSync(path.join(path.dirname(file), 'latest.md'), md);
     return;
   }
-  const command = `pnpm bench ${process.argv.slice(2).filter((a) => a !== '--').join(' ')}`.trim();
+  const command = `pnpm bench ${process.argv
+    .slice(2)
+    .filter((a) => a !== '--')
+    .join(' ')}`.trim();
   const outDir = path.resolve(process.env.INIT_CWD ?? process.cwd(), options.out);
   mkdirSync(outDir, { recursive: true });
   const date = new Date().toISOString().slice(0, 10);
   const machine = machineName();
   const loadStart = os.loadavg();
-  log(`[bench] ${command} · ${machine} · ${os.cpus().length} cores · load average ${loadStart.map((x) => x.toFixed(2)).join(' ')}`);
+  log(
+    `[bench] ${command} · ${machine} · ${os.cpus().length} cores · load average ${loadStart.map((x) => x.toFixed(2)).join(' ')}`,
+  );
 
   const run: BenchRun = {
     command,
@@ -76,13 +86,17 @@ async function main(): Promise<void> {
   if (options.torch === 'run') {
     torchFile = path.join(outDir, `${date}-${machine}-torch.json`);
     run.torchNote = runTorch(torchFile, log);
-    if (run.torchNote === undefined) writeFileSync(path.join(outDir, 'torch-latest.json'), readFileSync(torchFile));
+    if (run.torchNote === undefined)
+      writeFileSync(path.join(outDir, 'torch-latest.json'), readFileSync(torchFile));
   } else if (options.torch && options.torch !== 'none') {
     torchFile = path.resolve(process.env.INIT_CWD ?? process.cwd(), options.torch);
   }
   if (options.torch !== 'none' && run.torchNote === undefined) {
     if (existsSync(torchFile)) {
-      run.torch = { ...(JSON.parse(readFileSync(torchFile, 'utf8')) as TorchResult), source: path.relative(repoRoot, torchFile) };
+      run.torch = {
+        ...(JSON.parse(readFileSync(torchFile, 'utf8')) as TorchResult),
+        source: path.relative(repoRoot, torchFile),
+      };
     } else {
       run.torchNote = `${path.relative(repoRoot, torchFile)} not found (run with --torch=run where .venv-hf exists)`;
     }
@@ -102,11 +116,17 @@ async function main(): Promise<void> {
       wasmThreads: options.wasmThreads,
       out,
     };
-    log(`[bench] ${backend}: batch ${plan.batch} × ${plan.length}${plan.reduced ? ` (reduced: ${plan.reduced})` : ''}, ${plan.steps} steps + ${plan.warmup} warm-up`);
-    const r = spawnSync(process.execPath, ['--conditions=@tfjs-peft/source', '--import', 'tsx', worker, JSON.stringify(request)], {
-      stdio: ['ignore', 'inherit', 'inherit'],
-      cwd: benchDir,
-    });
+    log(
+      `[bench] ${backend}: batch ${plan.batch} × ${plan.length}${plan.reduced ? ` (reduced: ${plan.reduced})` : ''}, ${plan.steps} steps + ${plan.warmup} warm-up`,
+    );
+    const r = spawnSync(
+      process.execPath,
+      ['--conditions=@tfjs-peft/source', '--import', 'tsx', worker, JSON.stringify(request)],
+      {
+        stdio: ['ignore', 'inherit', 'inherit'],
+        cwd: benchDir,
+      },
+    );
     if (existsSync(out)) {
       run.backends.push(JSON.parse(readFileSync(out, 'utf8')) as BackendResult);
     } else {

@@ -49,9 +49,14 @@ function fromPeft(peft: PeftModel): PreparedMethod {
   return { model: peft.model, variables, trainableParams: variables.reduce((s, v) => s + v.size, 0), peft };
 }
 
-function peftMethod(makeConfig: (pkg: Record<string, unknown>) => PeftConfig, pkgName: string) {
+// loadPackage is a literal import() per package (not import(name)), so a bundler compiles every
+// method package into the GPU machine's self-contained worker (../device/build.mjs).
+function peftMethod(
+  makeConfig: (pkg: Record<string, unknown>) => PeftConfig,
+  loadPackage: () => Promise<unknown>,
+) {
   return async () => {
-    const pkg = (await import(pkgName)) as Record<string, unknown>;
+    const pkg = (await loadPackage()) as Record<string, unknown>;
     return (model: tfl.LayersModel) => fromPeft(getPeftModel(model, makeConfig(pkg)));
   };
 }
@@ -73,14 +78,17 @@ export const METHODS: MethodSpec[] = [
   {
     id: 'lora',
     label: 'LoRA r8 q,v (+head)',
-    load: peftMethod((pkg) => new (pkg.LoraConfig as Ctor)(LORA_OPTIONS), '@tfjs-peft/lora'),
+    load: peftMethod(
+      (pkg) => new (pkg.LoraConfig as Ctor)(LORA_OPTIONS),
+      () => import('@tfjs-peft/lora'),
+    ),
   },
   {
     id: 'bitfit',
     label: 'BitFit all biases (+head)',
     load: peftMethod(
       (pkg) => new (pkg.BitFitConfig as Ctor)({ modulesToSave: ['classifier'] }),
-      '@tfjs-peft/bitfit',
+      () => import('@tfjs-peft/bitfit'),
     ),
   },
   {
@@ -93,7 +101,7 @@ export const METHODS: MethodSpec[] = [
           feedforwardModules: ['ffn/output'],
           modulesToSave: ['classifier'],
         }),
-      '@tfjs-peft/ia3',
+      () => import('@tfjs-peft/ia3'),
     ),
   },
   {
@@ -106,7 +114,7 @@ export const METHODS: MethodSpec[] = [
           reductionFactor: 16,
           modulesToSave: ['classifier'],
         }),
-      '@tfjs-peft/adapters',
+      () => import('@tfjs-peft/adapters'),
     ),
   },
   {
@@ -114,7 +122,7 @@ export const METHODS: MethodSpec[] = [
     label: 'prompt tuning, 20 virtual tokens (+head)',
     load: peftMethod(
       (pkg) => new (pkg.PromptTuningConfig as Ctor)(PROMPT_TUNING_OPTIONS),
-      '@tfjs-peft/prompt',
+      () => import('@tfjs-peft/prompt'),
     ),
   },
   {
@@ -122,7 +130,7 @@ export const METHODS: MethodSpec[] = [
     label: 'prefix tuning, 20 virtual tokens (+head)',
     load: peftMethod(
       (pkg) => new (pkg.PrefixTuningConfig as Ctor)(PREFIX_TUNING_OPTIONS),
-      '@tfjs-peft/prompt',
+      () => import('@tfjs-peft/prompt'),
     ),
   },
   {
@@ -135,20 +143,29 @@ export const METHODS: MethodSpec[] = [
     id: 'lora-fused-adam',
     label: 'LoRA r8 q,v (+head), fusedAdam',
     optimizer: 'fused-adam',
-    load: peftMethod((pkg) => new (pkg.LoraConfig as Ctor)(LORA_OPTIONS), '@tfjs-peft/lora'),
+    load: peftMethod(
+      (pkg) => new (pkg.LoraConfig as Ctor)(LORA_OPTIONS),
+      () => import('@tfjs-peft/lora'),
+    ),
   },
   {
     // The frozen backward product as it was before the cached transposes: matMul(dy, W, false, true).
     id: 'lora-transposed-backward',
     label: 'LoRA r8 q,v (+head), dy·Wᵀ as a transposed matMul',
     frozenDense: { cacheTransposes: 'never', untransposedBackward: false },
-    load: peftMethod((pkg) => new (pkg.LoraConfig as Ctor)(LORA_OPTIONS), '@tfjs-peft/lora'),
+    load: peftMethod(
+      (pkg) => new (pkg.LoraConfig as Ctor)(LORA_OPTIONS),
+      () => import('@tfjs-peft/lora'),
+    ),
   },
   {
     id: 'lora-uncached-transposes',
     label: 'LoRA r8 q,v (+head), Wᵀ taken every step (not cached)',
     frozenDense: { cacheTransposes: 'never', untransposedBackward: true },
-    load: peftMethod((pkg) => new (pkg.LoraConfig as Ctor)(LORA_OPTIONS), '@tfjs-peft/lora'),
+    load: peftMethod(
+      (pkg) => new (pkg.LoraConfig as Ctor)(LORA_OPTIONS),
+      () => import('@tfjs-peft/lora'),
+    ),
   },
 ];
 

