@@ -164,10 +164,10 @@ export function frozenDense(
     return input.rank === 2 ? product : tf.reshape(product, [...inputShape.slice(0, -1), units]);
   };
   // The activation's derivative from its output, as tfjs's fused-matMul gradient takes it.
-  const preActivationGradient = (dy: tf.Tensor, y: tf.Tensor) => {
+  const preActivationGradient = (dy: tf.Tensor, y: tf.Tensor | undefined) => {
     const flatDy = tf.reshape(dy, [-1, units]);
     if (activation === 'linear') return flatDy;
-    const flatY = tf.reshape(y, [-1, units]);
+    const flatY = tf.reshape(y as tf.Tensor, [-1, units]); // saved for every non-linear activation
     if (activation === 'relu') return tf.mul(flatDy, tf.step(flatY));
     return tf.where(tf.greater(flatY, 0), flatDy, tf.mul(flatDy, tf.add(flatY, 1)));
   };
@@ -185,23 +185,29 @@ export function frozenDense(
       inputShape,
     );
   };
+  // The gradient reads neither x nor W from the tape (W is in the closure), and the output only for
+  // a non-linear activation's derivative: saving nothing else lets the backward pass release the
+  // activations early (variableGradsReleasingEarly) — the memory PEFT should save.
+  const saveForGradient = (value: tf.Tensor, save: tf.GradSaveFunc) => {
+    if (activation !== 'linear') save([value]);
+  };
   if (bias === null) {
     return tf.customGrad(((input: tf.Tensor, save: tf.GradSaveFunc) => {
       const value = forward(input, undefined);
-      save([value]);
+      saveForGradient(value, save);
       return {
         value,
-        gradFunc: (dy: tf.Tensor, [y]: tf.Tensor[]) => inputGradient(preActivationGradient(dy, y)),
+        gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => inputGradient(preActivationGradient(dy, saved[0])),
       };
     }) as unknown as Parameters<typeof tf.customGrad>[0])(x);
   }
   return tf.customGrad(((input: tf.Tensor, b: tf.Tensor, save: tf.GradSaveFunc) => {
     const value = forward(input, b);
-    save([value]);
+    saveForGradient(value, save);
     return {
       value,
-      gradFunc: (dy: tf.Tensor, [y]: tf.Tensor[]) => {
-        const dPre = preActivationGradient(dy, y);
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+        const dPre = preActivationGradient(dy, saved[0]);
         return [inputGradient(dPre), tf.sum(dPre, 0)];
       },
     };

@@ -35,6 +35,13 @@ export {
 export type { FrozenDenseOptions, FrozenTransposeCache, FusableActivation } from './frozen-dense';
 export { FusedAdamOptimizer, fusedAdam, fusedAdamW } from './fused-adam';
 export type { FusedAdamOptions } from './fused-adam';
+export {
+  variableGradsReleasingEarly,
+  minimizeReleasingEarly,
+  GradientComputationError,
+  UnsupportedTfjsEngineError,
+} from './eager-release-gradients';
+export type { GradientApplier, GradientComputationProblem } from './eager-release-gradients';
 export { WASM_KERNELS_FILLED } from './wasm-kernel-gaps';
 export {
   registerWasmBatchMatMul,
