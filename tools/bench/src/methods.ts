@@ -22,6 +22,12 @@ export interface MethodSpec {
   frozenDense?: FrozenDenseOptions;
   /** A variant row: the optimizer (default tf.train.adam). */
   optimizer?: 'adam' | 'fused-adam';
+  /**
+   * A variant row: how the step's gradients are taken — `'stock'` (default) optimizer.minimize, i.e.
+   * tf.variableGrads; `'release-early'` @tfjs-peft/core's minimizeReleasingEarly (same gradients,
+   * tensors released as soon as the backward pass is done with them).
+   */
+  gradients?: 'stock' | 'release-early';
 }
 
 export const LORA_OPTIONS = {
@@ -138,6 +144,21 @@ export const METHODS: MethodSpec[] = [
     label: 'full fine-tuning, fusedAdam',
     optimizer: 'fused-adam',
     load: async () => fullFineTuning,
+  },
+  {
+    id: 'full-release-early',
+    label: 'full fine-tuning, minimizeReleasingEarly',
+    gradients: 'release-early',
+    load: async () => fullFineTuning,
+  },
+  {
+    id: 'lora-release-early',
+    label: 'LoRA r8 q,v (+head), minimizeReleasingEarly',
+    gradients: 'release-early',
+    load: peftMethod(
+      (pkg) => new (pkg.LoraConfig as Ctor)(LORA_OPTIONS),
+      () => import('@tfjs-peft/lora'),
+    ),
   },
   {
     id: 'lora-fused-adam',
