@@ -6,8 +6,10 @@ import {
   tidy,
   type GradSaveFunc,
   type Tensor,
+  type Tensor1D,
   type Tensor2D,
 } from '@tensorflow/tfjs-core';
+import { recordEmbeddingGradient, sparseEmbeddingGradientsRecording } from './sparse-embedding-gradients';
 
 /**
  * Looks up rows of `table` ([vocabSize, dim]) for integer `ids` of any shape; returns
@@ -17,6 +19,10 @@ import {
  * rows of repeated ids. The stock gradient of `tf.gather` needs `UnsortedSegmentSum`, which the
  * wasm backend lacks and the cpu backend runs pathologically slowly on a large table; this one
  * works on every backend. The ids get no gradient.
+ *
+ * Inside a `withSparseEmbeddingGradients` scope (opened by `fusedAdam({ sparseEmbeddings: true })`'s
+ * `minimize`, so by `model.fit`), the table gradient is recorded with the ids it came from, so that
+ * optimizer updates only the looked-up rows; see sparse-embedding-gradients.ts.
  */
 export function embeddingLookup(table: Tensor2D, ids: Tensor): Tensor {
   return tidy(() => {
@@ -28,8 +34,11 @@ export function embeddingLookup(table: Tensor2D, ids: Tensor): Tensor {
       save([flatIds]);
       return {
         value: gather(weights, flatIds),
-        gradFunc: (dy: Tensor, saved: Tensor[]) =>
-          scatterND(reshape(saved[0], [-1, 1]), reshape(dy, [-1, dim]), [vocabSize, dim]),
+        gradFunc: (dy: Tensor, saved: Tensor[]) => {
+          const gradient = scatterND(reshape(saved[0], [-1, 1]), reshape(dy, [-1, dim]), [vocabSize, dim]);
+          if (sparseEmbeddingGradientsRecording()) recordEmbeddingGradient(gradient, saved[0] as Tensor1D);
+          return gradient;
+        },
       };
     });
     const rows = lookup(table) as Tensor2D;
