@@ -51,6 +51,12 @@ export {
   WASM_BATCH_MAT_MUL_MIN_ENTRY_WORK,
 } from './wasm-batch-mat-mul';
 export { embeddingLookup } from './embedding-lookup';
+export {
+  withSparseEmbeddingGradients,
+  embeddingGradientRows,
+  sparseEmbeddingGradientsRecording,
+  SparseEmbeddingScopeError,
+} from './sparse-embedding-gradients';
 export { releaseLayerWeights } from './release-layer-weights';
 export { ModulesToSaveWrapper, injectModulesToSave } from './modules-to-save-wrapper';
 export { parseSafetensors, serializeSafetensors } from './safetensors';
