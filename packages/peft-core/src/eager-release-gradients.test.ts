@@ -188,6 +188,19 @@ describeEachBackend('variableGradsReleasingEarly: tf.variableGrads with early re
     tf.dispose([v, value, grads, keptBefore!, keptAfter!, expected]);
   });
 
+  it('f may dispose a tensor that an op saved (as tfjs-layers does with intermediates of model.apply): the gradients still hold', async () => {
+    const w = variable([5, 6], 0.2, 'disposed_w');
+    const x = wave([3, 5], 1.1);
+    const f = () => {
+      const hidden = tf.tanh(tf.matMul(x, w)); // tanh saves its output for its gradient
+      const loss = tf.sum(tf.square(hidden)) as tf.Scalar;
+      hidden.dispose();
+      return loss;
+    };
+    await compareWithVariableGrads(f, [w]);
+    tf.dispose([w, x]);
+  });
+
   it('tf.profile: the peak of a step on a LoRA-shaped model is lower than with tf.variableGrads', async () => {
     const model = makeLowRankModel('peak', 64, 4, 4, 32);
     const peakOf = async (grads: typeof variableGradsReleasingEarly) =>

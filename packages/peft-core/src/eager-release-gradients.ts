@@ -67,83 +67,6 @@ interface RecordingEngine {
   endTape(): void;
   registeredVariables: Record<string, tf.Variable>;
   state: { gradientDepth: number; activeTape: TapeNode[] | null };
-  /** How the engine saves a tensor for the backward pass: `keep(clone(t))`, in tfjs 4.x. */
-  clone?(t: tf.Tensor): tf.Tensor;
-  keep<T extends tf.Tensor>(t: T): T;
-}
-
-/**
- * While f runs, makes the engine save forward-created tensors themselves instead of a clone of each.
- * Why: a clone shares the data but is counted again in `tf.memory().numBytes`, so with clones every
- * saved activation counts twice until f's scope ends — the peak of the forward pass as tf.profile
- * reports it. The tensors are held (kept) by this module and released after their last reader; a
- * tensor the user keeps (`tf.keep`), a variable, and a tensor created before f are still cloned or
- * left alone, as tfjs does.
- */
-class SavedTensorHolding {
-  /** Forward-created tensors saved as themselves, kept by us until the backward pass releases them. */
-  readonly held = new Set<tf.Tensor>();
-  /** Held tensors the user also keeps: never released here. */
-  readonly keptByUser = new Set<tf.Tensor>();
-  private pendingSave: tf.Tensor | null = null;
-  private readonly restore: () => void;
-
-  constructor(
-    engine: RecordingEngine,
-    private readonly createdBefore: number,
-  ) {
-    const clone = engine.clone;
-    const keep = engine.keep;
-    if (typeof clone !== 'function' || typeof keep !== 'function') {
-      this.restore = () => undefined; // Another engine: keep its clones; the release still works.
-      return;
-    }
-    const hadOwn = {
-      clone: Object.prototype.hasOwnProperty.call(engine, 'clone'),
-      keep: Object.prototype.hasOwnProperty.call(engine, 'keep'),
-    };
-    engine.clone = (t: tf.Tensor) => {
-      if (this.held.has(t) || this.mayHold(t)) {
-        this.pendingSave = t;
-        return t;
-      }
-      return clone.call(engine, t);
-    };
-    engine.keep = <T extends tf.Tensor>(t: T): T => {
-      if (t === this.pendingSave) {
-        this.pendingSave = null;
-        if (!this.held.has(t)) this.held.add(t);
-      } else if (this.held.has(t)) {
-        this.keptByUser.add(t);
-      }
-      return keep.call(engine, t) as T;
-    };
-    this.restore = () => {
-      if (hadOwn.clone) engine.clone = clone;
-      else delete engine.clone;
-      if (hadOwn.keep) engine.keep = keep;
-      else delete (engine as Partial<RecordingEngine>).keep;
-    };
-  }
-
-  private mayHold(t: tf.Tensor): boolean {
-    return t.id >= this.createdBefore && !(t instanceof tf.Variable) && !t.kept;
-  }
-
-  /** Puts the engine's own clone and keep back (after f, before the backward pass). */
-  stop(): void {
-    this.restore();
-  }
-
-  /** Whether releasing this saved tensor is ours to do: every engine clone, and held tensors the user does not keep. */
-  releasable(t: tf.Tensor): boolean {
-    return !this.held.has(t) || !this.keptByUser.has(t);
-  }
-
-  /** The loss, if it was saved as itself, goes back to an ordinary tensor (unless the user keeps it). */
-  unhold(t: tf.Tensor): void {
-    if (this.held.has(t) && !this.keptByUser.has(t)) (t as { kept: boolean }).kept = false;
-  }
 }
 
 function recordingEngine(): RecordingEngine {
@@ -256,13 +179,11 @@ export function variableGradsReleasingEarly(
   let tape: TapeNode[] = [];
   let value: tf.Tensor | undefined;
   const gradients = new Map<number, tf.Tensor>();
-  const holding = new SavedTensorHolding(engine, createdBefore);
   try {
     engine.startTape();
     try {
       value = tf.tidy('forward', f) as unknown as tf.Tensor | undefined;
     } finally {
-      holding.stop();
       engine.endTape();
       tape = engine.state.activeTape ?? [];
       engine.state.activeTape = null;
@@ -287,8 +208,7 @@ export function variableGradsReleasingEarly(
     }
 
     // Which tensors may be released, and after which node. Only tensors created by f, never the loss.
-    const releasable = (t: tf.Tensor) =>
-      t.id >= createdBefore && t !== loss && !(t instanceof tf.Variable) && holding.releasable(t);
+    const releasable = (t: tf.Tensor) => t.id >= createdBefore && t !== loss && !(t instanceof tf.Variable);
     const lastReader = new Map<tf.Tensor, number>();
     path.forEach(({ node }, index) => {
       for (const saved of node.saved) lastReader.set(saved, Math.min(lastReader.get(saved) ?? index, index));
@@ -321,16 +241,14 @@ export function variableGradsReleasingEarly(
     // Gradients of tensors that are neither a node output nor a variable: none in a normal tape.
     for (const leftover of gradients.values()) leftover.dispose();
     gradients.clear();
-    holding.unhold(loss);
     return { value: loss as tf.Scalar, grads };
   } catch (error) {
     const createdByThisCall = (t: unknown) => t instanceof tf.Tensor && t.id >= createdBefore;
     for (const node of tape) {
       for (const saved of node.saved ?? []) {
-        if (createdByThisCall(saved) && holding.releasable(saved) && saved !== value) saved.dispose();
+        if (createdByThisCall(saved) && saved !== value) saved.dispose();
       }
     }
-    if (value instanceof tf.Tensor) holding.unhold(value);
     for (const gradient of gradients.values()) gradient.dispose();
     if (createdByThisCall(value)) value!.dispose();
     throw error;

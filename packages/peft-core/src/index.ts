@@ -42,6 +42,7 @@ export {
   UnsupportedTfjsEngineError,
 } from './eager-release-gradients';
 export type { GradientApplier, GradientComputationProblem } from './eager-release-gradients';
+export { releaseEarly, releasesEarly } from './release-early';
 export { WASM_KERNELS_FILLED } from './wasm-kernel-gaps';
 export {
   registerWasmBatchMatMul,
