@@ -335,14 +335,16 @@ export function minimizeReleasingEarly(
 ): tf.Scalar {
   const { value, grads } = variableGradsReleasingEarly(f, varList);
   try {
+    // In varList order; a frozen variable named there has a null gradient: nothing to apply.
+    const order = varList === undefined ? Object.keys(grads) : varList.map((v) => v.name);
     optimizer.applyGradients(
-      varList === undefined ? grads : varList.map((v) => ({ name: v.name, tensor: grads[v.name]! })),
+      order.filter((name) => grads[name] != null).map((name) => ({ name, tensor: grads[name]! })),
     );
   } catch (error) {
     value.dispose();
     throw error;
   } finally {
-    tf.dispose(grads);
+    tf.dispose(Object.values(grads).filter((g) => g != null));
   }
   return value;
 }

@@ -5,6 +5,7 @@ import * as tfl from '@tensorflow/tfjs-layers';
 import { describeEachBackend, expectTensorsClose } from '@tfjs-peft/test-utils';
 import { PeftConfigError } from './errors';
 import { minimizeReleasingEarly } from './eager-release-gradients';
+import { releaseEarly } from './release-early';
 import { embeddingLookup } from './embedding-lookup';
 import { FusedAdamOptimizer, fusedAdam, fusedAdamW } from './fused-adam';
 import { withSparseEmbeddingGradients } from './sparse-embedding-gradients';
@@ -266,11 +267,15 @@ describeEachBackend('fusedAdam sparseEmbeddings: lazy updates of looked-up rows'
   const sparseAdam = (lr: number, weightDecay = 0) =>
     new FusedAdamOptimizer({ learningRate: lr, epsilon: EPSILON, weightDecay, sparseEmbeddings: true });
 
-  for (const weightDecay of [0, 0.1]) {
-    it(`weightDecay ${weightDecay}: looked-up rows equal a plain LazyAdam over 4 steps with repeated ids; other rows and their moments stay bit-identical`, async () => {
+  for (const [weightDecay, releasing] of [
+    [0, false],
+    [0.1, false],
+    [0.1, true],
+  ] as const) {
+    it(`weightDecay ${weightDecay}${releasing ? ', through releaseEarly(optimizer)' : ''}: looked-up rows equal a plain LazyAdam over 4 steps with repeated ids; other rows and their moments stay bit-identical`, async () => {
       const lr = 0.05;
-      const table = tableVariable(`lazy_${weightDecay}`);
-      const optimizer = sparseAdam(lr, weightDecay);
+      const table = tableVariable(`lazy_${weightDecay}_${releasing}`);
+      const optimizer = releasing ? releaseEarly(sparseAdam(lr, weightDecay)) : sparseAdam(lr, weightDecay);
       const reference = newReference();
       let tensorsAfterFirstStep = 0;
       for (let step = 0; step < STEPS.length; step++) {
