@@ -43,6 +43,8 @@ export {
 } from './eager-release-gradients';
 export type { GradientApplier, GradientComputationProblem } from './eager-release-gradients';
 export { releaseEarly, releasesEarly } from './release-early';
+export { recomputeInBackward } from './recompute-in-backward';
+export type { RecomputeOptions, RecomputedFunction } from './recompute-in-backward';
 export { WASM_KERNELS_FILLED } from './wasm-kernel-gaps';
 export {
   registerWasmBatchMatMul,

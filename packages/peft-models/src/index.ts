@@ -17,6 +17,7 @@ export { sinusoidalPositions } from './ops/sinusoidal-positions';
 export { buildTransformerEncoder, inputNames } from './encoder/build-transformer-encoder';
 export { layerNames, gpt2LayerNames, layerNamesFor, blockPrefix } from './encoder/layer-names';
 export { withClassifierHead } from './classifier-head';
+export { enableGradientCheckpointing } from './gradient-checkpointing';
 
 // Universal Sentence Encoder lite.
 export {

@@ -1,5 +1,6 @@
 import { serialization, tidy, type Tensor, type Tensor2D, type Tensor3D } from '@tensorflow/tfjs-core';
 import { layers, type Shape } from '@tensorflow/tfjs-layers';
+import { recomputeInBackward } from '@tfjs-peft/core';
 import { multiHeadAttention } from '../ops/multi-head-attention';
 import { asShapeList, asTensorList, type LayerArgs } from './layer-args';
 
@@ -8,6 +9,11 @@ export interface MultiHeadAttentionCoreArgs extends LayerArgs {
   /** Multiplies the queries; default 1/sqrt(depth per head). */
   scale?: number;
   causal?: boolean;
+  /**
+   * Gradient checkpointing: keep only the inputs for the backward pass and compute the scores and
+   * softmax again there (see `enableGradientCheckpointing`). Default false.
+   */
+  recompute?: boolean;
 }
 
 /**
@@ -23,12 +29,15 @@ export class MultiHeadAttentionCore extends layers.Layer {
   readonly numHeads: number;
   readonly scale: number | undefined;
   readonly causal: boolean;
+  /** Gradient checkpointing of this core; switch it with `enableGradientCheckpointing(model)`. */
+  recompute: boolean;
 
   constructor(args: MultiHeadAttentionCoreArgs) {
     super(args);
     this.numHeads = args.numHeads;
     this.scale = args.scale;
     this.causal = args.causal ?? false;
+    this.recompute = args.recompute ?? false;
   }
 
   override computeOutputShape(inputShape: Shape | Shape[]): Shape {
@@ -42,13 +51,20 @@ export class MultiHeadAttentionCore extends layers.Layer {
       if (key == null || value == null) {
         throw new Error('MultiHeadAttentionCore takes [query, key, value] or [query, key, value, keyMask].');
       }
-      return multiHeadAttention(
-        query as Tensor3D,
-        key as Tensor3D,
-        value as Tensor3D,
-        (keyMask as Tensor2D | undefined) ?? null,
-        { numHeads: this.numHeads, scale: this.scale, causal: this.causal },
-      );
+      const options = { numHeads: this.numHeads, scale: this.scale, causal: this.causal };
+      const attend = (q: Tensor, k: Tensor, v: Tensor, mask?: Tensor) =>
+        multiHeadAttention(
+          q as Tensor3D,
+          k as Tensor3D,
+          v as Tensor3D,
+          (mask as Tensor2D | undefined) ?? null,
+          options,
+        );
+      if (!this.recompute) return attend(query, key, value, keyMask);
+      // The mask gets no gradient; the scores and probabilities ([batch, heads, length, length]) are
+      // not kept across the step but computed again in the backward pass.
+      const tensors = keyMask == null ? [query, key, value] : [query, key, value, keyMask];
+      return recomputeInBackward(attend, { differentiable: [true, true, true, false] })(...tensors);
     });
   }
 
@@ -59,6 +75,7 @@ export class MultiHeadAttentionCore extends layers.Layer {
       causal: this.causal,
     };
     if (this.scale != null) config.scale = this.scale;
+    if (this.recompute) config.recompute = true;
     return config;
   }
 }
