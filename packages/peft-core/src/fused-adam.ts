@@ -50,9 +50,22 @@ function flatten(tensors: tf.Tensor[]): tf.Tensor1D {
  * `tf.tensorScatterUpdate(tensor, rows, updates)` into a new buffer on every backend. tfjs 4.22's cpu
  * kernel writes the updates into its input's own buffer, which every clone of the input (a variable
  * shares it with the tensor it was made from) and every array `data()` returned share; on cpu the
- * input is copied first (×1, exact). The wasm, webgl, webgpu and tensorflow kernels write a new output.
+ * input is copied first (×1, exact). The wasm, webgpu and tensorflow kernels write a new output;
+ * webgl's adds up repeated rows, handled below.
  */
 function scatterRows(tensor: tf.Tensor, rows: tf.Tensor, updates: tf.Tensor): tf.Tensor {
+  if (tf.getBackend() === 'webgl') {
+    // tfjs 4.22's webgl TensorScatterUpdate sums the updates of a repeated row instead of writing
+    // one (checked in Chromium: rows [4, 1, 4] of 40 give 80). Write each row's change instead,
+    // divided by how often the row repeats, with ScatterNd, whose contract is to sum: rows not
+    // looked up get + 0 (unchanged); a looked-up row gets its new value to float rounding.
+    const counts = tf.scatterND(rows, tf.ones([rows.shape[0]!]), [tensor.shape[0]!]);
+    const change = tf.div(
+      tf.sub(updates, tf.gatherND(tensor, rows)),
+      tf.expandDims(tf.gatherND(counts, rows), 1),
+    );
+    return tf.add(tensor, tf.scatterND(rows, change, tensor.shape));
+  }
   const input = tf.getBackend() === 'cpu' ? tf.mul(tensor, 1) : tensor;
   return tf.tensorScatterUpdate(input, rows, updates);
 }
