@@ -20,12 +20,16 @@ export interface MethodSpec {
   load(): Promise<(model: tfl.LayersModel) => PreparedMethod>;
   /** A variant row: frozenDense settings while it runs (default: the library's, cacheTransposes 'auto'). */
   frozenDense?: FrozenDenseOptions;
-  /** A variant row: the optimizer (default tf.train.adam). */
-  optimizer?: 'adam' | 'fused-adam';
+  /**
+   * A variant row: the optimizer (default tf.train.adam); `'fused-adam-sparse'` is fusedAdam with
+   * `sparseEmbeddings` (only the looked-up rows of the embedding table change, LazyAdam-style).
+   */
+  optimizer?: 'adam' | 'fused-adam' | 'fused-adam-sparse';
   /**
    * A variant row: how the step's gradients are taken — `'stock'` (default) optimizer.minimize, i.e.
-   * tf.variableGrads; `'release-early'` @tfjs-peft/core's minimizeReleasingEarly (same gradients,
-   * tensors released as soon as the backward pass is done with them).
+   * tf.variableGrads; `'release-early'` the optimizer wrapped by @tfjs-peft/core's releaseEarly
+   * (minimizeReleasingEarly: same gradients, tensors released as soon as the backward pass is done
+   * with them).
    */
   gradients?: 'stock' | 'release-early';
 }
@@ -143,6 +147,12 @@ export const METHODS: MethodSpec[] = [
     id: 'full-fused-adam',
     label: 'full fine-tuning, fusedAdam',
     optimizer: 'fused-adam',
+    load: async () => fullFineTuning,
+  },
+  {
+    id: 'full-sparse-embeddings',
+    label: 'full fine-tuning, fusedAdam sparseEmbeddings',
+    optimizer: 'fused-adam-sparse',
     load: async () => fullFineTuning,
   },
   {

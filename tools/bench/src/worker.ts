@@ -124,18 +124,23 @@ async function benchMethod(
       trainableParams: prepared.trainableParams,
     };
   }
-  const { configureFrozenDense, fusedAdam, minimizeReleasingEarly } = await import('@tfjs-peft/core');
+  const { configureFrozenDense, fusedAdam, FusedAdamOptimizer, releaseEarly } = await import(
+    '@tfjs-peft/core'
+  );
   const previousFrozenDense = configureFrozenDense(
     spec.frozenDense ?? { cacheTransposes: 'auto', untransposedBackward: 'auto' },
   );
-  const optimizer: tf.Optimizer = spec.optimizer === 'fused-adam' ? fusedAdam(1e-4) : tf.train.adam(1e-4);
+  const chosen: tf.Optimizer =
+    spec.optimizer === 'fused-adam'
+      ? fusedAdam(1e-4)
+      : spec.optimizer === 'fused-adam-sparse'
+        ? new FusedAdamOptimizer({ learningRate: 1e-4, sparseEmbeddings: true })
+        : tf.train.adam(1e-4);
+  const optimizer = spec.gradients === 'release-early' ? releaseEarly(chosen) : chosen;
   const lossOf = () =>
     crossEntropy(data.labels, model.apply([data.ids, data.mask], { training: true }) as tf.Tensor);
   const step = async () => {
-    const loss =
-      spec.gradients === 'release-early'
-        ? minimizeReleasingEarly(optimizer, lossOf, variables)
-        : (optimizer.minimize(lossOf, true, variables) as tf.Scalar);
+    const loss = optimizer.minimize(lossOf, true, variables) as tf.Scalar;
     await loss.data();
     loss.dispose();
   };
