@@ -62,3 +62,24 @@ describeEachBackend('embeddingLookup', () => {
     tf.dispose([variable, i]);
   });
 });
+
+// The backends whose gather checks its indices: wasm now looks rows up with GatherNd, which does not,
+// so embeddingLookup checks them there itself. (tfjs's webgl and webgpu gather kernels do not check:
+// reading every id back from the GPU would stall each step.)
+describeEachBackend(
+  'embeddingLookup: out-of-range ids',
+  () => {
+    it('refuses a token id outside the table (no row read past it), and leaves no tensor behind', () => {
+      const t = tf.tensor2d([0.1, -0.2, 0.3, 0.4, 0.5, -0.6], [3, 2]);
+      const before = tf.memory().numTensors;
+      for (const bad of [t.shape[0], -1]) {
+        const i = tf.tensor2d([[0, bad]], [1, 2], 'int32');
+        expect(() => embeddingLookup(t, i)).toThrow(new RegExp(`${bad}`));
+        i.dispose();
+      }
+      expect(tf.memory().numTensors).toBe(before);
+      t.dispose();
+    });
+  },
+  { only: ['cpu', 'wasm', 'tensorflow'] },
+);
