@@ -1,8 +1,5 @@
 import {
   customGrad,
-  gather,
-  gatherND,
-  getBackend,
   reshape,
   scatterND,
   tidy,
@@ -11,25 +8,8 @@ import {
   type Tensor1D,
   type Tensor2D,
 } from '@tensorflow/tfjs-core';
+import { gatherRows } from './gather-rows';
 import { recordEmbeddingGradient, sparseEmbeddingGradientsRecording } from './sparse-embedding-gradients';
-
-/**
- * The rows of `weights` at `ids`. On wasm through GatherNd: tfjs-backend-wasm 4.22's GatherV2 takes
- * ~21 ms for 1,024 rows of an 8002 × 256 table where GatherNd takes ~2.5 ms (the same values,
- * measured in Node, 1 thread). GatherNd does not check its indices (an id past the table reads
- * whatever memory follows), so the ids are checked here first, as GatherV2 checks them; wasm's
- * memory is on the CPU, so reading the ids costs no transfer.
- */
-function gatherRows(weights: Tensor2D, flatIds: Tensor): Tensor {
-  if (getBackend() !== 'wasm') return gather(weights, flatIds);
-  const vocabSize = weights.shape[0];
-  for (const id of flatIds.dataSync()) {
-    if (!(id >= 0 && id < vocabSize)) {
-      throw new RangeError(`embeddingLookup: the token id ${id} is not in [0, ${vocabSize - 1}]`);
-    }
-  }
-  return gatherND(weights, reshape(flatIds, [-1, 1]));
-}
 
 /**
  * Looks up rows of `table` ([vocabSize, dim]) for integer `ids` of any shape; returns
