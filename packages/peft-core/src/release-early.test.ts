@@ -4,6 +4,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { describeEachBackend, expectTensorsClose } from '@tfjs-peft/test-utils';
+import { PeftError } from './errors';
 import { releaseEarly, releasesEarly } from './release-early';
 
 /** A small MLP with fixed weights (every backend and both optimizers start from the same). */
@@ -94,6 +95,15 @@ describeEachBackend('releaseEarly: optimizer.minimize with early release', () =>
     model.dispose();
     stock.dispose();
     ours.dispose();
+  });
+
+  it('refuses what is not an optimizer, with a typed error', () => {
+    for (const bad of [null, {}, 'adam', { minimize: () => null }]) {
+      expect(() => releaseEarly(bad as unknown as tf.Optimizer)).toThrow(PeftError);
+      expect(() => releaseEarly(bad as unknown as tf.Optimizer)).toThrow(
+        /releaseEarly: expected a tfjs optimizer/,
+      );
+    }
   });
 
   it('keeps the optimizer object and applies once', () => {

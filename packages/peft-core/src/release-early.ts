@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { minimizeReleasingEarly } from './eager-release-gradients';
+import { PeftError } from './errors';
 import { FusedAdamOptimizer } from './fused-adam';
 import { withSparseEmbeddingGradients } from './sparse-embedding-gradients';
 
@@ -17,6 +18,12 @@ type Minimize = tf.Optimizer['minimize'];
  * Calling it again on the same optimizer changes nothing.
  */
 export function releaseEarly<T extends tf.Optimizer>(optimizer: T): T {
+  const candidate = optimizer as Partial<tf.Optimizer> | null | undefined;
+  if (typeof candidate?.minimize !== 'function' || typeof candidate.applyGradients !== 'function') {
+    throw new PeftError(
+      'releaseEarly: expected a tfjs optimizer (tf.train.adam(…), fusedAdam(…)) with minimize and applyGradients',
+    );
+  }
   const marked = optimizer as T & { [releasing]?: true };
   if (marked[releasing]) return optimizer;
   const minimize: Minimize = function minimizeReleasingEarlyInPlace(

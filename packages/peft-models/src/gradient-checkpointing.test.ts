@@ -4,7 +4,7 @@
 // survives serialisation only when on.
 import * as tf from '@tensorflow/tfjs-core';
 import type { LayersModel } from '@tensorflow/tfjs-layers';
-import { variableGradsReleasingEarly } from '@tfjs-peft/core';
+import { PeftError, variableGradsReleasingEarly } from '@tfjs-peft/core';
 import { describeEachBackend, expectTensorsClose } from '@tfjs-peft/test-utils';
 import { buildTransformerEncoder } from './encoder/build-transformer-encoder';
 import type { TransformerEncoderConfig } from './encoder/transformer-encoder-config';
@@ -73,6 +73,15 @@ describeEachBackend('enableGradientCheckpointing', () => {
     expect(enableGradientCheckpointing(model, false)).toBe(2);
     expect(cores.map((c) => c.recompute)).toEqual([false, false]);
     expect('recompute' in cores[0]!.getConfig()).toBe(false);
+  });
+
+  it('refuses what is not a model, with a typed error', () => {
+    for (const bad of [null, {}, 'model']) {
+      expect(() => enableGradientCheckpointing(bad as unknown as LayersModel)).toThrow(PeftError);
+      expect(() => enableGradientCheckpointing(bad as unknown as LayersModel)).toThrow(
+        /expected a tf.LayersModel/,
+      );
+    }
   });
 
   it('gradients equal those without checkpointing (≤ 1e-5 relative), with tf.variableGrads and released early', async () => {

@@ -1,4 +1,5 @@
 import type * as tfl from '@tensorflow/tfjs-layers';
+import { PeftError } from '@tfjs-peft/core';
 import { MultiHeadAttentionCore } from './layers/multi-head-attention-core';
 
 type LayerLike = tfl.layers.Layer & { layers?: tfl.layers.Layer[]; baseLayer?: unknown };
@@ -22,6 +23,9 @@ function attentionCores(layer: LayerLike, found: Set<MultiHeadAttentionCore>): v
  * adapted by any PEFT method. Returns how many attention cores were switched.
  */
 export function enableGradientCheckpointing(model: tfl.LayersModel, enabled = true): number {
+  if (!Array.isArray((model as { layers?: unknown } | null | undefined)?.layers)) {
+    throw new PeftError('enableGradientCheckpointing: expected a tf.LayersModel (with layers)');
+  }
   const cores = new Set<MultiHeadAttentionCore>();
   attentionCores(model as unknown as LayerLike, cores);
   for (const core of cores) core.recompute = enabled;
